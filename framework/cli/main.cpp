@@ -1,0 +1,199 @@
+// The gradsim command line: run | validate | plugins | inspect.
+#include <CLI/CLI.hpp>
+
+#include <google/protobuf/util/json_util.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "error.hpp"
+#include "registry.hpp"
+#include "report.hpp"
+#include "spec.hpp"
+#include "sweep.hpp"
+#include "trace_io.hpp"
+
+namespace fs = std::filesystem;
+using namespace gradsim;
+
+namespace {
+
+constexpr const char* kDefaultSpec = "default.textproto";
+
+// Errors that already say where ("file:line:col: error: ...") print as they are.
+int report_error(const std::string& what) {
+  if (what.find(": error: ") != std::string::npos) std::cerr << what << '\n';
+  else std::cerr << "gradsim: error: " << what << '\n';
+  return 1;
+}
+
+// Loads the plugins of --plugin-dir, $GRADSIM_PLUGIN_PATH and the built-in directory;
+// prints every failure; throws if any.
+Registry load_plugins(const std::vector<std::string>& dirs) {
+  std::vector<fs::path> paths(dirs.begin(), dirs.end());
+  for (auto& p : default_plugin_paths()) paths.push_back(p);
+  Registry registry;
+  const auto failures = registry.load(paths);
+  for (std::size_t i = 0; i + 1 < failures.size(); ++i) report_error(failures[i]);
+  if (!failures.empty()) throw Error(failures.back());
+  if (registry.entries().empty())
+    throw Error("no plugins found (searched " + default_plugin_dir().string() +
+                "); pass --plugin-dir DIR or set GRADSIM_PLUGIN_PATH");
+  return registry;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else out += c;
+  }
+  return '"' + out + '"';
+}
+
+std::string default_text(const ParamDecl& d) {
+  switch (d.type) {
+    case ParamType::choice: return d.default_text;
+    case ParamType::boolean: return d.default_number ? "true" : "false";
+    default: {
+      std::ostringstream s;
+      s << d.default_number;
+      return s.str();
+    }
+  }
+}
+
+std::string range_text(const ParamDecl& d) {
+  if (d.type == ParamType::boolean) return "true|false";
+  if (d.type == ParamType::choice) {
+    std::string s;
+    for (const auto& c : d.choices) s += (s.empty() ? "" : "|") + c;
+    return s;
+  }
+  std::ostringstream s;
+  s << "[" << d.min << ", " << d.max << "]";
+  return s.str();
+}
+
+const char* type_text(ParamType t) {
+  constexpr const char* names[] = {"real", "integer", "boolean", "choice"};
+  return names[int(t)];
+}
+
+void list_plugins(const Registry& registry, bool json) {
+  if (json) {
+    std::cout << "[";
+    bool first = true;
+    for (const auto& e : registry.entries()) {
+      const auto& p = *e.info;
+      std::cout << (first ? "\n" : ",\n") << "  {\"kind\": " << json_escape(kind_name(p.kind))
+                << ", \"name\": " << json_escape(p.name) << ", \"version\": " << json_escape(p.version)
+                << ", \"library\": " << json_escape(e.library->file.string())
+                << ", \"help\": " << json_escape(p.help) << ", \"params\": [";
+      for (std::size_t i = 0; i < p.params.size(); ++i) {
+        const auto& d = p.params[i];
+        std::cout << (i ? ", " : "") << "{\"name\": " << json_escape(d.name)
+                  << ", \"type\": " << json_escape(type_text(d.type))
+                  << ", \"default\": " << json_escape(default_text(d))
+                  << ", \"range\": " << json_escape(range_text(d)) << ", \"help\": " << json_escape(d.help) << "}";
+      }
+      std::cout << "]}";
+      first = false;
+    }
+    std::cout << "\n]\n";
+    return;
+  }
+  for (const auto& e : registry.entries()) {
+    const auto& p = *e.info;
+    std::cout << kind_name(p.kind) << " " << p.name << "  (" << e.library->file.filename().string()
+              << " " << p.version << ")  " << p.help << '\n';
+    for (const auto& d : p.params)
+      std::cout << "    " << d.name << ": " << type_text(d.type) << " = " << default_text(d) << "  in "
+                << range_text(d) << "  " << d.help << '\n';
+  }
+}
+
+fs::path spec_or_default(const std::string& spec) {
+  return spec.empty() ? default_sims_dir() / kDefaultSpec : fs::path(spec);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  CLI::App app{"gradsim: simulate vanishing and exploding gradients in deep networks"};
+  app.require_subcommand(1);
+  app.fallthrough();
+  std::vector<std::string> plugin_dirs;
+  app.add_option("--plugin-dir", plugin_dirs, "also load gradsim-* plugins from DIR (repeatable)");
+
+  std::string spec, output = "traces.pb", traces;
+  int threads = 0;
+  bool json = false, quiet = false;
+  long only_sim = -1;
+  auto* run = app.add_subcommand("run", "simulate the networks of a spec and write a traces file");
+  run->add_option("spec", spec, "spec file (.textproto or .json); default: the demo in sims/");
+  run->add_option("-o,--output", output, "traces file to write")->capture_default_str();
+  run->add_option("--threads", threads, "threads (0: all cores)")->capture_default_str();
+  run->add_flag("-q,--quiet", quiet, "print no summary");
+  auto* validate_cmd = app.add_subcommand("validate", "check a spec without running it");
+  validate_cmd->add_option("spec", spec, "spec file; default: the demo in sims/");
+  auto* plugins = app.add_subcommand("plugins", "list every plugin found, with its parameters");
+  plugins->add_flag("--json", json, "machine-readable output");
+  auto* inspect = app.add_subcommand("inspect", "summarise a traces file");
+  inspect->add_option("traces", traces, "traces file")->required();
+  inspect->add_flag("--json", json, "one JSON object per simulation (protobuf's JSON mapping)");
+  inspect->add_option("--sim", only_sim, "show only this simulation index");
+  CLI11_PARSE(app, argc, argv);
+
+  if (*inspect) {
+    TraceReader reader(traces);
+    const auto& h = reader.header();
+    if (!json)
+      std::cout << traces << ": gradsim " << h.gradsim_version() << ", spec " << h.spec_source()
+                << ", " << h.num_sims() << " simulations\n";
+    v1::SimTrace t;
+    google::protobuf::util::JsonPrintOptions opts;
+    opts.preserve_proto_field_names = true;
+    while (reader.next(t)) {
+      if (only_sim >= 0 && t.index() != std::uint64_t(only_sim)) continue;
+      if (json) {
+        std::string out;
+        google::protobuf::util::MessageToJsonString(t, &out, opts);
+        std::cout << out << '\n';
+      } else {
+        print_trace(std::cout, t);
+      }
+    }
+    if (reader.truncated())
+      std::cerr << "gradsim: warning: " << traces << ": truncated after record " << reader.records_read()
+                << " (byte " << reader.good_bytes() << "); the records before it are complete\n";
+    return 0;
+  }
+
+  const Registry registry = load_plugins(plugin_dirs);
+  if (*plugins) {
+    list_plugins(registry, json);
+    return 0;
+  }
+  const SpecFile spec_file = read_spec(spec_or_default(spec));
+  const Validation v = validate(spec_file, registry);
+  if (*validate_cmd) {
+    std::cout << spec_file.source << ": ok, " << v.count << " simulation" << (v.count == 1 ? "" : "s") << '\n';
+    return 0;
+  }
+  TraceWriter writer(output, make_header(spec_file, registry, v));
+  RunSummary summary;
+  const auto counts = run_sweep(spec_file, registry, v.count, threads, [&](const v1::SimTrace& t) {
+    writer.append(t);
+    if (!quiet) summary.add(t);
+  });
+  if (!quiet) summary.print(std::cout);
+  std::cout << "wrote " << output << ": " << counts.ok << " ok, " << counts.failed << " failed\n";
+  return counts.failed ? 2 : 0;
+} catch (const std::exception& e) {
+  return report_error(e.what());
+}

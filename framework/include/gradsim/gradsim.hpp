@@ -1,0 +1,13 @@
+// The gradsim plugin SDK: everything a plugin author includes.
+#pragma once
+
+#include "abi.hpp"
+#include "activation.hpp"
+#include "initializer.hpp"
+#include "layer.hpp"
+#include "loss.hpp"
+#include "mitigation.hpp"
+#include "params.hpp"
+#include "plugin.hpp"
+#include "register.hpp"
+#include "tensor.hpp"

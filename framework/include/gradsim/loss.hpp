@@ -1,0 +1,22 @@
+// The Loss interface: the scalar L at the end of the network, and dL/dy.
+#pragma once
+
+#include "params.hpp"
+#include "tensor.hpp"
+
+namespace gradsim {
+
+/// A loss reduces the network output y (batch x width) to a scalar L.
+template <class T>
+class Loss {
+ public:
+  virtual ~Loss() = default;
+  /// Draws whatever the loss needs (targets, a probe) for outputs of this shape.
+  virtual void setup(std::size_t batch, std::size_t width, Rng& rng) = 0;
+  /// L = loss(y).
+  virtual T forward(const Matrix<T>& y) = 0;
+  /// dy = dL/dy.
+  virtual void backward(const Matrix<T>& y, Matrix<T>& dy) = 0;
+};
+
+}  // namespace gradsim

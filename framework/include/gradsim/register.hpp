@@ -1,0 +1,185 @@
+// Registration macros: one line per plugin, and the entry point of a plugin library.
+//
+// A complete activation plugin, built with gradsim_add_plugin(NAME cube SOURCES cube.cpp):
+//
+//   #include <gradsim/gradsim.hpp>
+//   struct Cube {
+//     static constexpr const char* help = "x^3";                      // optional
+//     template <class T> static T f(T x) { return x * x * x; }
+//     template <class T> static T df(T x) { return T(3) * x * x; }
+//   };
+//   GRADSIM_ACTIVATION("cube", Cube)
+//
+// Optional members of any registered type:
+//   static constexpr const char* help = "...";             one line for `gradsim plugins`
+//   static std::vector<gradsim::ParamDecl> param_decls();  declared parameters
+// Layers, losses and mitigations are class templates over the scalar type T, derived from
+// Layer<T> / Loss<T> / Mitigation<T>; a layer is constructed from LayerArgs, the others
+// from Params. An initialiser is a class derived from Initializer, constructed from Params.
+//
+// The macros only append to a list local to the plugin library (they run at dlopen, before
+// gradsim has checked the library's ABI stamp, so they must not touch anything of the host).
+// gradsim_add_plugin() adds the file that expands GRADSIM_PLUGIN_ENTRY() once per library.
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "abi.hpp"
+#include "plugin.hpp"
+
+#ifndef GRADSIM_PLUGIN_VERSION
+#define GRADSIM_PLUGIN_VERSION "0.0.0"
+#endif
+
+namespace gradsim::detail {
+
+/// The plugins of this library. Hidden: every library has its own.
+__attribute__((visibility("hidden"))) inline std::vector<PluginInfo>& local_plugins() {
+  static std::vector<PluginInfo> plugins;
+  return plugins;
+}
+
+struct Registrar {
+  explicit Registrar(PluginInfo info) { local_plugins().push_back(std::move(info)); }
+};
+
+template <class F, class = void>
+struct has_param_decls : std::false_type {};
+template <class F>
+struct has_param_decls<F, std::void_t<decltype(F::param_decls())>> : std::true_type {};
+template <class F, class = void>
+struct has_help : std::false_type {};
+template <class F>
+struct has_help<F, std::void_t<decltype(F::help)>> : std::true_type {};
+
+template <class F, class = void>
+struct is_activation : std::false_type {};
+template <class F>
+struct is_activation<F, std::void_t<decltype(std::declval<const F&>().template f<double>(1.0)),
+                                    decltype(std::declval<const F&>().template df<double>(1.0))>>
+    : std::true_type {};
+
+template <class F>
+PluginInfo info_of(Kind kind, const char* name) {
+  PluginInfo info;
+  info.kind = kind, info.name = name, info.version = GRADSIM_PLUGIN_VERSION;
+  if constexpr (has_help<F>::value) info.help = F::help;
+  if constexpr (has_param_decls<F>::value) info.params = F::param_decls();
+  return info;
+}
+
+/// Calls fn(makers) for the Makers<T> of every scalar type T.
+template <class Fn>
+void for_each_format(PluginInfo& info, Fn&& fn) {
+  std::apply([&](auto&... makers) { (fn(makers), ...); }, info.makers);
+}
+
+template <class F>
+PluginInfo activation_info(const char* name) {
+  PluginInfo info = info_of<F>(Kind::activation, name);
+  for_each_format(info, []<class T>(Makers<T>& m) {
+    m.activation = [](const Params& p) { return std::make_unique<ElementwiseActivation<F, T>>(p); };
+  });
+  return info;
+}
+
+template <template <class> class L>
+PluginInfo layer_info(const char* name) {
+  PluginInfo info = info_of<L<double>>(Kind::layer, name);
+  for_each_format(info, []<class T>(Makers<T>& m) {
+    m.layer = [](const LayerArgs& a) -> std::unique_ptr<Layer<T>> { return std::make_unique<L<T>>(a); };
+  });
+  return info;
+}
+
+template <template <class> class L>
+PluginInfo loss_info(const char* name) {
+  PluginInfo info = info_of<L<double>>(Kind::loss, name);
+  for_each_format(info, []<class T>(Makers<T>& m) {
+    m.loss = [](const Params& p) -> std::unique_ptr<Loss<T>> { return std::make_unique<L<T>>(p); };
+  });
+  return info;
+}
+
+template <template <class> class M>
+PluginInfo mitigation_info(const char* name) {
+  PluginInfo info = info_of<M<double>>(Kind::mitigation, name);
+  for_each_format(info, []<class T>(Makers<T>& m) {
+    m.mitigation = [](const Params& p) -> std::unique_ptr<Mitigation<T>> {
+      return std::make_unique<M<T>>(p);
+    };
+  });
+  return info;
+}
+
+template <class I>
+PluginInfo initializer_info(const char* name) {
+  PluginInfo info = info_of<I>(Kind::initializer, name);
+  info.initializer = [](const Params& p) -> std::unique_ptr<Initializer> {
+    return std::make_unique<I>(p);
+  };
+  return info;
+}
+
+}  // namespace gradsim::detail
+
+#define GRADSIM_CAT_(a, b) a##b
+#define GRADSIM_CAT(a, b) GRADSIM_CAT_(a, b)
+#define GRADSIM_REGISTER_(info)                                                         \
+  namespace {                                                                           \
+  [[maybe_unused]] const ::gradsim::detail::Registrar GRADSIM_CAT(gradsim_reg_, __COUNTER__){ \
+      info};                                                                            \
+  }
+
+/// Registers an elementwise activation: a type with `template <class T> T f(T)` and `df(T)`.
+#define GRADSIM_ACTIVATION(name, Type)                                                      \
+  static_assert(::gradsim::detail::is_activation<Type>::value,                             \
+                "GRADSIM_ACTIVATION(" #name ", " #Type "): " #Type                          \
+                " must define template <class T> static T f(T) and df(T)");                 \
+  GRADSIM_REGISTER_(::gradsim::detail::activation_info<Type>(name))
+
+/// Registers a layer: a class template Type<T> derived from Layer<T>, built from LayerArgs.
+#define GRADSIM_LAYER(name, Type)                                                            \
+  static_assert(std::is_base_of_v<::gradsim::Layer<double>, Type<double>> &&                \
+                    std::is_constructible_v<Type<double>, const ::gradsim::LayerArgs&>,     \
+                "GRADSIM_LAYER(" #name ", " #Type "): " #Type                                \
+                "<T> must derive from gradsim::Layer<T> and be constructible from LayerArgs"); \
+  GRADSIM_REGISTER_(::gradsim::detail::layer_info<Type>(name))
+
+/// Registers a loss: a class template Type<T> derived from Loss<T>, built from Params.
+#define GRADSIM_LOSS(name, Type)                                                             \
+  static_assert(std::is_base_of_v<::gradsim::Loss<double>, Type<double>> &&                 \
+                    std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
+                "GRADSIM_LOSS(" #name ", " #Type "): " #Type                                 \
+                "<T> must derive from gradsim::Loss<T> and be constructible from Params");   \
+  GRADSIM_REGISTER_(::gradsim::detail::loss_info<Type>(name))
+
+/// Registers a mitigation: a class template Type<T> derived from Mitigation<T>, built from
+/// Params.
+#define GRADSIM_MITIGATION(name, Type)                                                       \
+  static_assert(std::is_base_of_v<::gradsim::Mitigation<double>, Type<double>> &&           \
+                    std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
+                "GRADSIM_MITIGATION(" #name ", " #Type "): " #Type                           \
+                "<T> must derive from gradsim::Mitigation<T> and be constructible from Params"); \
+  GRADSIM_REGISTER_(::gradsim::detail::mitigation_info<Type>(name))
+
+/// Registers an initialiser: a class derived from Initializer, built from Params.
+#define GRADSIM_INITIALIZER(name, Type)                                                      \
+  static_assert(std::is_base_of_v<::gradsim::Initializer, Type> &&                          \
+                    std::is_constructible_v<Type, const ::gradsim::Params&>,                \
+                "GRADSIM_INITIALIZER(" #name ", " #Type "): " #Type                          \
+                " must derive from gradsim::Initializer and be constructible from Params");  \
+  GRADSIM_REGISTER_(::gradsim::detail::initializer_info<Type>(name))
+
+/// The two exported symbols; expanded once per library by gradsim_add_plugin().
+#define GRADSIM_PLUGIN_ENTRY()                                                                \
+  extern "C" GRADSIM_EXPORT const gradsim_abi_stamp gradsim_plugin_abi = {                    \
+      GRADSIM_ABI_VERSION, sizeof(gradsim_abi_stamp), GRADSIM_VERSION_STRING,                 \
+      GRADSIM_CXX_ABI_TAG};                                                                   \
+  extern "C" GRADSIM_EXPORT const ::gradsim::PluginInfo* gradsim_plugin_list(std::size_t* n) { \
+    *n = ::gradsim::detail::local_plugins().size();                                           \
+    return ::gradsim::detail::local_plugins().data();                                         \
+  }

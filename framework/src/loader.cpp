@@ -1,0 +1,89 @@
+// The only file that includes Boost.DLL. Order of checks (nothing of a library runs before
+// its stamp is read): dlopen -> has stamp? -> stamp matches? -> has list? -> call list.
+#include "loader.hpp"
+
+#include <boost/dll/runtime_symbol_info.hpp>
+#include <boost/dll/shared_library.hpp>
+
+#include <gradsim/abi.hpp>
+
+#include "error.hpp"
+
+namespace gradsim {
+
+namespace {
+
+const std::string kHint = "rebuild it with gradsim_add_plugin()";
+
+[[noreturn]] void fail(const std::filesystem::path& file, const std::string& what) {
+  throw Error(file.string() + ": " + what);
+}
+
+// Boost's message is "boost::dll::shared_library::load() failed (dlerror system message:
+// <text>): Bad file descriptor"; the dlerror text is the useful part.
+std::string dlerror_text(const std::string& what) {
+  const std::string key = "system message: ";
+  auto b = what.find(key);
+  if (b == std::string::npos) return what;
+  b += key.size();
+  auto e = what.rfind("): ");
+  std::string text = what.substr(b, e == std::string::npos || e < b ? std::string::npos : e - b);
+  // dlerror repeats the file name first: "<file>: invalid ELF header"
+  if (auto c = text.find(": "); c != std::string::npos && text.compare(0, 1, "/") == 0)
+    text = text.substr(c + 2);
+  return text;
+}
+
+}  // namespace
+
+std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
+  namespace dll = boost::dll;
+  if (!std::filesystem::exists(file)) fail(file, "no such file; check the path");
+  auto lib = std::make_shared<dll::shared_library>();
+  try {
+    lib->load(file.string(), dll::load_mode::rtld_now | dll::load_mode::rtld_local);
+  } catch (const std::exception& e) {
+    fail(file, "cannot load: " + dlerror_text(e.what()));
+  }
+  if (!lib->has(kAbiSymbol))
+    fail(file, std::string("not a gradsim plugin (no '") + kAbiSymbol +
+                   "' symbol); was it built with gradsim_add_plugin()?");
+  const auto& stamp = lib->get<const gradsim_abi_stamp>(kAbiSymbol);
+  const std::string sdk = stamp.sdk_version ? stamp.sdk_version : "?";
+  if (stamp.abi_version != GRADSIM_ABI_VERSION || stamp.stamp_size != sizeof(gradsim_abi_stamp))
+    fail(file, "built for plugin ABI " + std::to_string(stamp.abi_version) + " (gradsim " + sdk +
+                   "), this gradsim " GRADSIM_VERSION_STRING " expects ABI " +
+                   std::to_string(GRADSIM_ABI_VERSION) + "; " + kHint);
+  if (std::string(stamp.cxx_abi ? stamp.cxx_abi : "") != GRADSIM_CXX_ABI_TAG)
+    fail(file, std::string("built for C++ runtime '") + (stamp.cxx_abi ? stamp.cxx_abi : "") +
+                   "', this gradsim uses '" GRADSIM_CXX_ABI_TAG "'; " + kHint);
+  if (!lib->has(kListSymbol))
+    fail(file, std::string("has an ABI stamp but no '") + kListSymbol + "' function; " + kHint);
+
+  auto out = std::make_unique<LoadedLibrary>();
+  out->file = file, out->sdk_version = sdk;
+  std::size_t n = 0;
+  const PluginInfo* list = lib->get<const PluginInfo*(std::size_t*)>(kListSymbol)(&n);
+  out->plugins.assign(list, list + n);
+  if (n == 0) fail(file, "registers no plugin; add a GRADSIM_ACTIVATION(...) or similar line");
+  out->lib = std::move(lib);
+  return out;
+}
+
+bool is_plugin_file_name(const std::filesystem::path& file) {
+  const std::string name = file.filename().string();
+  return name.rfind("gradsim-", 0) == 0 &&
+         file.extension().string() == boost::dll::shared_library::suffix().string();
+}
+
+std::filesystem::path default_plugin_dir() {
+  return std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." /
+         "lib" / "gradsim" / "plugins";
+}
+
+std::filesystem::path default_sims_dir() {
+  return std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." /
+         "share" / "gradsim" / "sims";
+}
+
+}  // namespace gradsim

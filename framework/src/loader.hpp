@@ -1,0 +1,36 @@
+// Loading plugin libraries: check each one's ABI stamp, then pull its list of plugins.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gradsim/plugin.hpp>
+
+namespace gradsim {
+
+/// A plugin library and what came out of it. The library handle is declared first so that it
+/// is destroyed last: the PluginInfo factories are code that lives inside it.
+struct LoadedLibrary {
+  std::shared_ptr<void> lib;  ///< the Boost.DLL handle, kept opaque so only loader.cpp sees Boost
+  std::filesystem::path file;
+  std::string sdk_version;    ///< copied: the stamp's char* points into the library
+  std::vector<PluginInfo> plugins;
+};
+
+/// Loads one library with RTLD_NOW. Throws Error naming the file and the problem: cannot be
+/// loaded (with the dlerror text), not a gradsim plugin, built for another ABI or C++ runtime.
+std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file);
+
+/// True for the files a directory scan considers: gradsim-*.so (the platform's suffix).
+bool is_plugin_file_name(const std::filesystem::path& file);
+
+/// The directory of the built-in plugins, relative to the running program:
+/// <prefix>/bin/gradsim -> <prefix>/lib/gradsim/plugins (same layout in build and install).
+std::filesystem::path default_plugin_dir();
+
+/// The directory of the shipped specs: <prefix>/share/gradsim/sims.
+std::filesystem::path default_sims_dir();
+
+}  // namespace gradsim

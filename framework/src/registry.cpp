@@ -1,0 +1,118 @@
+#include "registry.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+#include "error.hpp"
+
+namespace gradsim {
+
+namespace {
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+void Registry::add(std::unique_ptr<LoadedLibrary> lib) {
+  for (const auto& p : lib->plugins)
+    if (auto* e = find(p.kind, p.name))
+      throw Error(lib->file.string() + ": " + kind_name(p.kind) + " \"" + p.name +
+                  "\" is already provided by " + e->library->file.string() +
+                  "; rename one of them or leave one directory out");
+  for (const auto& p : lib->plugins) index_[{p.kind, p.name}] = Entry{&p, lib.get()};
+  libs_.push_back(std::move(lib));
+}
+
+std::vector<std::string> Registry::load(const std::vector<std::filesystem::path>& paths) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& path : paths) {
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec)) {
+      std::vector<std::filesystem::path> found;
+      for (const auto& f : std::filesystem::directory_iterator(path, ec))
+        if (is_plugin_file_name(f.path())) found.push_back(f.path());
+      std::sort(found.begin(), found.end());  // deterministic registration order
+      files.insert(files.end(), found.begin(), found.end());
+    } else if (std::filesystem::exists(path, ec)) {
+      files.push_back(path);
+    }
+  }
+  std::set<std::filesystem::path> seen;
+  for (const auto& lib : libs_) seen.insert(std::filesystem::weakly_canonical(lib->file));
+  std::vector<std::string> failures;
+  for (const auto& f : files) {
+    if (!seen.insert(std::filesystem::weakly_canonical(f)).second) continue;
+    try {
+      add(load_library(f));
+    } catch (const Error& e) {
+      failures.push_back(e.what());
+    }
+  }
+  return failures;
+}
+
+const Registry::Entry* Registry::find(Kind kind, const std::string& name) const {
+  auto it = index_.find({kind, name});
+  return it == index_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Registry::suggest(Kind kind, const std::string& name) const {
+  std::vector<std::pair<std::size_t, std::string>> scored;
+  for (const auto& [key, entry] : index_)
+    if (key.first == kind) scored.emplace_back(edit_distance(name, key.second), key.second);
+  std::sort(scored.begin(), scored.end());
+  std::vector<std::string> out;
+  for (const auto& [d, n] : scored)
+    if (d <= std::max<std::size_t>(2, name.size() / 3) && out.size() < 3) out.push_back(n);
+  return out;
+}
+
+const Registry::Entry& Registry::get(Kind kind, const std::string& name) const {
+  if (auto* e = find(kind, name)) return *e;
+  std::ostringstream msg;
+  msg << "unknown " << kind_name(kind) << " \"" << name << "\"";
+  auto close = suggest(kind, name);
+  if (!close.empty()) {
+    msg << " (did you mean ";
+    for (std::size_t i = 0; i < close.size(); ++i)
+      msg << (i ? i + 1 == close.size() ? " or " : ", " : "") << '"' << close[i] << '"';
+    msg << "?)";
+  } else {
+    msg << "; `gradsim plugins` lists the " << kind_name(kind) << "s found";
+  }
+  throw Error(msg.str());
+}
+
+std::vector<Registry::Entry> Registry::entries() const {
+  std::vector<Entry> out;
+  for (const auto& [key, entry] : index_) out.push_back(entry);
+  return out;
+}
+
+std::vector<std::filesystem::path> default_plugin_paths() {
+  std::vector<std::filesystem::path> out;
+  if (const char* env = std::getenv("GRADSIM_PLUGIN_PATH")) {
+    std::stringstream ss(env);
+    for (std::string dir; std::getline(ss, dir, ':');)
+      if (!dir.empty()) out.emplace_back(dir);
+  }
+  out.push_back(default_plugin_dir());
+  return out;
+}
+
+}  // namespace gradsim

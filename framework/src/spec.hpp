@@ -1,0 +1,69 @@
+// Specs: parsing a spec file (text format or JSON), expanding a sweep into simulations, and
+// resolving a simulation against the registry (defaults filled in, every value checked).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <utility>
+#include <string>
+
+#include "gradsim.pb.h"
+#include "registry.hpp"
+
+namespace gradsim {
+
+/// A parsed spec and where each of its fields was written.
+struct SpecFile {
+  std::string source;  ///< the file name, for messages
+  v1::SweepSpec sweep;
+  std::shared_ptr<void> locations;  ///< text format's ParseInfoTree; null for JSON
+};
+
+/// Parses text format (JSON if the name ends in .json). Throws Error "file:line:col: error: ...".
+SpecFile parse_spec(const std::string& text, const std::string& source);
+SpecFile read_spec(const std::filesystem::path& file);
+
+/// A mistake in one field of a simulation spec; `path` names the field as an axis would
+/// ("network.depth", "init.params.gain").
+class SpecError : public std::runtime_error {
+ public:
+  SpecError(std::string path, const std::string& what)
+      : std::runtime_error(what), path(std::move(path)) {}
+  std::string path;
+};
+
+/// Number of simulations: product of the axis lengths, times replicas.
+std::uint64_t sim_count(const v1::SweepSpec& sweep);
+
+/// The seed of simulation `index`: depends on the sweep seed and the index only.
+std::uint64_t sim_seed(std::uint64_t sweep_seed, std::uint64_t index);
+
+/// Simulation `index` of the sweep (axes vary last-fastest, replicas fastest of all), with
+/// its seed set. Throws SpecError (path "axis[k]") for a bad axis.
+v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index);
+
+/// Sets `path` of `sim` to a number or a text. Throws SpecError naming what is wrong.
+void set_field(v1::SimSpec& sim, const std::string& path, double number, const std::string* text);
+
+/// Fills every default and checks every value against the plugins' declarations.
+/// Throws SpecError.
+void resolve(v1::SimSpec& sim, const Registry& registry);
+
+/// What validate() found: the number of simulations and every plugin they use.
+struct Validation {
+  std::uint64_t count = 0;
+  std::set<std::pair<Kind, std::string>> plugins;
+};
+
+/// Expands and resolves every simulation; the first problem becomes an Error located at the
+/// line and column that caused it ("sims/x.textproto:12:7: error: ...").
+Validation validate(const SpecFile& spec, const Registry& registry);
+
+}  // namespace gradsim
+
+namespace gradsim {
+/// The Params a plugin is built from (the PluginRef must be resolved).
+Params params_of(const v1::PluginRef& ref);
+}  // namespace gradsim

@@ -1,0 +1,72 @@
+// Statistics of one tensor, gathered in one pass and in float64 whatever the simulated format,
+// so that measuring never overflows where the simulation did not.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include <gradsim/tensor.hpp>
+
+#include "gradsim.pb.h"
+
+namespace gradsim {
+
+template <class T>
+double to_double(T x) {
+  if constexpr (std::is_floating_point_v<T>) return double(x);
+  else return double(static_cast<float>(x));
+}
+
+/// Plain counters, filled on the hot path; turned into a TensorStats message afterwards.
+struct Stats {
+  std::uint64_t count = 0, nan = 0, pos_inf = 0, neg_inf = 0, zeros = 0, subnormal = 0;
+  double sumsq = 0;           // all finite values, for the norm
+  double shift = 0, s1 = 0, s2 = 0;  // sums of (x - shift) and its square, finite values
+  double max_abs = 0, min_abs_nonzero = 0;
+
+  double norm() const { return pos_inf + neg_inf ? INFINITY : nan ? NAN : std::sqrt(sumsq); }
+  void to_proto(v1::TensorStats& out) const;
+};
+
+template <class T>
+Stats stats_of(const Matrix<T>& m) {
+  // Smallest normal magnitude of T: below it (and above 0) a value is subnormal.
+  const double tiny = to_double(std::numeric_limits<T>::min());
+  Stats s;
+  s.count = std::uint64_t(m.size());
+  bool first = true;
+  for (Eigen::Index i = 0; i < m.size(); ++i) {
+    const double v = to_double(m.data()[i]);
+    if (std::isnan(v)) { ++s.nan; continue; }
+    if (std::isinf(v)) { ++(v > 0 ? s.pos_inf : s.neg_inf); continue; }
+    const double a = std::fabs(v);
+    if (a == 0) ++s.zeros;
+    else {
+      if (a < tiny) ++s.subnormal;
+      if (a > s.max_abs) s.max_abs = a;
+      if (s.min_abs_nonzero == 0 || a < s.min_abs_nonzero) s.min_abs_nonzero = a;
+    }
+    if (first) s.shift = v, first = false;
+    const double d = v - s.shift;
+    s.sumsq += v * v, s.s1 += d, s.s2 += d * d;
+  }
+  return s;
+}
+
+inline void Stats::to_proto(v1::TensorStats& out) const {
+  const std::uint64_t finite = count - nan - pos_inf - neg_inf;
+  out.set_count(count);
+  out.set_norm(norm());
+  if (finite) {
+    const double m = s1 / double(finite);
+    out.set_mean(shift + m);
+    out.set_variance(std::max(0.0, s2 / double(finite) - m * m));
+  }
+  out.set_zero_fraction(count ? double(zeros) / double(count) : 0);
+  out.set_nan(nan), out.set_pos_inf(pos_inf), out.set_neg_inf(neg_inf);
+  out.set_subnormal(subnormal);
+  out.set_max_abs(max_abs), out.set_min_abs_nonzero(min_abs_nonzero);
+}
+
+}  // namespace gradsim

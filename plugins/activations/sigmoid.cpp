@@ -1,0 +1,9 @@
+// sigmoid: f(x) = 1 / (1 + e^-x), f'(x) = f(x) (1 - f(x)), at most 1/4.
+#include <gradsim/gradsim.hpp>
+
+struct Sigmoid {
+  static constexpr const char* help = "logistic: f(x) = 1 / (1 + exp(-x))";
+  template <class T> static T f(T x) { using std::exp; return T(1) / (T(1) + exp(-x)); }
+  template <class T> static T df(T x) { const T s = f(x); return s * (T(1) - s); }
+};
+GRADSIM_ACTIVATION("sigmoid", Sigmoid)

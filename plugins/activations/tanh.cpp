@@ -1,0 +1,9 @@
+// tanh: f(x) = tanh(x), f'(x) = 1 - tanh(x)^2.
+#include <gradsim/gradsim.hpp>
+
+struct Tanh {
+  static constexpr const char* help = "hyperbolic tangent: f(x) = tanh(x)";
+  template <class T> static T f(T x) { using std::tanh; return tanh(x); }
+  template <class T> static T df(T x) { using std::tanh; const T t = tanh(x); return T(1) - t * t; }
+};
+GRADSIM_ACTIVATION("tanh", Tanh)

@@ -1,0 +1,24 @@
+// gaussian: W ~ N(0, gain^2 / fan_in), b ~ N(0, bias_std^2).
+#include <cmath>
+#include <gradsim/gradsim.hpp>
+
+class Gaussian final : public gradsim::Initializer {
+ public:
+  static constexpr const char* help = "W ~ N(0, gain^2/fan_in), b ~ N(0, bias_std^2)";
+  static std::vector<gradsim::ParamDecl> param_decls() {
+    return {gradsim::ParamDecl::real("gain", 1.0, 0.0, 1e6, "weight std = gain / sqrt(fan_in)"),
+            gradsim::ParamDecl::real("bias_std", 0.0, 0.0, 1e6, "standard deviation of biases")};
+  }
+  explicit Gaussian(const gradsim::Params& p)
+      : gain_(p.number("gain")), bias_std_(p.number("bias_std")) {}
+
+  void fill(gradsim::ParamRole role, std::size_t fan_in, std::size_t, Eigen::MatrixXd& value,
+            gradsim::Rng& rng) const override {
+    const double std = role == gradsim::ParamRole::bias ? bias_std_ : gain_ / std::sqrt(double(fan_in));
+    rng.fill_normal(value, std);
+  }
+
+ private:
+  double gain_, bias_std_;
+};
+GRADSIM_INITIALIZER("gaussian", Gaussian)
