@@ -32,6 +32,8 @@ class Engine {
   /// Every parameter, block by block (for gradient checks).
   std::vector<ParamRef<T>> params();
   Matrix<T>& input() { return x_; }
+  /// dL/dx of the last backward().
+  const Matrix<T>& input_grad() const { return dx_; }
 
  private:
   struct Block {

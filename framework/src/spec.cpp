@@ -43,7 +43,8 @@ std::string field_names(const pb::Descriptor* d) {
 
 std::string format_number(double v) {
   std::ostringstream s;
-  s << v;
+  if (v == std::floor(v) && std::fabs(v) < 1e15) s << std::int64_t(v);  // 4294967295, not 4.29e+09
+  else s << v;
   return s.str();
 }
 
@@ -360,7 +361,10 @@ std::string locate(const SpecFile& spec, const std::string& path) {
     if (fd->is_repeated() && index < 0) index = 0;
     const auto* r = msg->GetReflection();
     if (fd->is_repeated() ? index >= r->FieldSize(*msg, fd) : !r->HasField(*msg, fd)) break;
-    if (auto loc = tree->GetLocation(fd, index); loc.line >= 0) best = loc;
+    // A list written as `texts: ["a", "b"]` has one location for all its values.
+    auto loc = tree->GetLocation(fd, index);
+    if (loc.line < 0 && index > 0) loc = tree->GetLocation(fd, 0);
+    if (loc.line >= 0) best = loc;
     if (fd->cpp_type() != pb::FieldDescriptor::CPPTYPE_MESSAGE) break;
     tree = tree->GetTreeForNested(fd, index);
     msg = fd->is_repeated() ? &r->GetRepeatedMessage(*msg, fd, index) : &r->GetMessage(*msg, fd);

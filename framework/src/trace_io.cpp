@@ -35,8 +35,20 @@ void TraceWriter::write(const std::string& bytes) {
 
 TraceReader::TraceReader(const std::filesystem::path& file) : file_(file), in_(file, std::ios::binary) {
   if (!in_) throw Error(file.string() + ": error: cannot open the traces file; check the path");
+  file_size_ = std::filesystem::file_size(file);
+  // A header starts with its length, then field 1: the magic string. Look for it first, so a
+  // foreign file is called that and not a truncated traces file.
+  std::string start(32, '\0');
+  in_.read(start.data(), std::streamsize(start.size()));
+  if (start.substr(0, in_.gcount()).find(kTracesMagic) == std::string::npos)
+    throw Error(file.string() + ": error: not a gradsim traces file (no '" + kTracesMagic +
+                "' header); was it written by `gradsim run`?");
+  in_.clear();
+  in_.seekg(0);
   std::string bytes;
   const auto r = read_record(bytes);
+  if (r == Read::truncated)
+    throw Error(file.string() + ": error: the file ends inside its header; it holds no complete simulation");
   if (r != Read::ok || !header_.ParseFromString(bytes) || header_.magic() != kTracesMagic)
     throw Error(file.string() + ": error: not a gradsim traces file (no valid header); was it written by `gradsim run`?");
   if (header_.format_version() > kTracesFormat)
@@ -55,10 +67,12 @@ TraceReader::Read TraceReader::read_record(std::string& bytes) {
     size |= std::uint64_t(c & 0x7f) << shift;
     if (!(c & 0x80)) break;
   }
+  const std::uint64_t end = good_bytes_ + std::uint64_t(shift / 7 + 1) + size;
+  if (end > file_size_) return Read::truncated;  // checked first: never allocate a bogus size
   bytes.resize(size);
   in_.read(bytes.data(), std::streamsize(size));
   if (std::uint64_t(in_.gcount()) != size) return Read::truncated;
-  good_bytes_ += std::uint64_t(shift / 7 + 1) + size;
+  good_bytes_ = end;
   return Read::ok;
 }
 

@@ -51,7 +51,7 @@ class TraceReader {
   std::ifstream in_;
   v1::TraceHeader header_;
   bool truncated_ = false;
-  std::uint64_t count_ = 0, good_bytes_ = 0;
+  std::uint64_t count_ = 0, good_bytes_ = 0, file_size_ = 0;
 };
 
 }  // namespace gradsim

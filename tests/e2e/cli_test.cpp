@@ -1,0 +1,156 @@
+// The gradsim binary end to end: run a shipped spec, decode its traces, and the error paths a
+// user meets (exit codes, messages, and no output file clobbered by a bad spec).
+#include <gmock/gmock.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+#include <sys/wait.h>
+
+#include "trace_io.hpp"
+
+namespace gradsim {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int code;
+  std::string out;  // stdout and stderr together
+};
+
+Result sh(const std::string& args, const std::string& env = "") {
+  const std::string cmd = env + " " GRADSIM_BIN " " + args + " 2>&1";
+  Result r{-1, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  std::array<char, 4096> buf;
+  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+struct Cli : ::testing::Test {
+  void SetUp() override {
+    dir = std::filesystem::temp_directory_path() /
+          ("gradsim_cli_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  std::filesystem::path dir;
+};
+
+TEST_F(Cli, RunsTheDefaultSpecAndItsTracesDecode) {
+  const auto r = sh("run -o " + path("t.pb"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("|dL/dh| by layer"));
+  EXPECT_THAT(r.out, HasSubstr("4 ok, 0 failed"));
+  TraceReader reader(path("t.pb"));
+  EXPECT_EQ(reader.header().num_sims(), 4u);
+  int n = 0;
+  for (v1::SimTrace t; reader.next(t); ++n) {
+    EXPECT_EQ(t.index(), std::uint64_t(n));
+    EXPECT_EQ(t.status(), v1::SimTrace::OK);
+    EXPECT_EQ(t.layers_size(), 50);
+  }
+  EXPECT_EQ(n, 4);
+  EXPECT_FALSE(reader.truncated());
+}
+
+TEST_F(Cli, InspectJsonIsProtobufsJsonMappingOfEachRecord) {
+  ASSERT_EQ(sh("run -q " GRADSIM_SIMS_DIR "/default.textproto -o " + path("t.pb")).code, 0);
+  const auto r = sh("inspect --json " + path("t.pb"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  std::istringstream lines(r.out);
+  TraceReader reader(path("t.pb"));
+  std::string line;
+  int n = 0;
+  for (v1::SimTrace expected; reader.next(expected); ++n) {
+    ASSERT_TRUE(std::getline(lines, line));
+    v1::SimTrace parsed;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) << line.substr(0, 200);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(parsed, expected));
+  }
+  EXPECT_EQ(n, 4);
+  EXPECT_FALSE(std::getline(lines, line));
+}
+
+TEST_F(Cli, InspectShowsEveryLayer) {
+  ASSERT_EQ(sh("run -q -o " + path("t.pb")).code, 0);
+  const auto r = sh("inspect " + path("t.pb") + " --sim 2");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("sim 2  network.activation.name=relu init.params.gain=1  [ok]"));
+  EXPECT_THAT(r.out, HasSubstr("\n  49 "));
+}
+
+TEST_F(Cli, BadSpecFailsWithLocationAndLeavesTheOutputAlone) {
+  std::ofstream(path("bad.textproto")) << "base {\n  network { depth: 3 width: 4 activation { name: \"tahn\" } }\n}\n";
+  std::ofstream(path("t.pb")) << "precious";
+  const auto r = sh("run " + path("bad.textproto") + " -o " + path("t.pb"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr(path("bad.textproto") + ":2:44: error: unknown activation \"tahn\" (did you mean \"tanh\"?)"));
+  std::ifstream in(path("t.pb"));
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "precious");
+}
+
+TEST_F(Cli, ValidateCountsSimulations) {
+  const auto r = sh("validate " GRADSIM_SIMS_DIR "/default.textproto");
+  EXPECT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ok, 4 simulations"));
+}
+
+TEST_F(Cli, PluginsListsParametersAndJson) {
+  const auto r = sh("plugins");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("initializer gaussian"));
+  EXPECT_THAT(r.out, HasSubstr("gain: real = 1  in [0, 1e+06]  weight std = gain / sqrt(fan_in)"));
+  const auto j = sh("plugins --json");
+  ASSERT_EQ(j.code, 0) << j.out;
+  EXPECT_THAT(j.out, HasSubstr("{\"name\": \"gain\", \"type\": \"real\", \"default\": \"1\""));
+}
+
+TEST_F(Cli, ExtraPluginDirectoriesFromFlagAndEnvironment) {
+  EXPECT_THAT(sh("plugins").out, Not(HasSubstr("cube")));
+  EXPECT_THAT(sh("--plugin-dir " GRADSIM_FIXTURE_GOOD_DIR " plugins").out, HasSubstr("activation cube"));
+  EXPECT_THAT(sh("plugins --plugin-dir " GRADSIM_FIXTURE_GOOD_DIR).out, HasSubstr("activation cube"));
+  EXPECT_THAT(sh("plugins", "GRADSIM_PLUGIN_PATH=" GRADSIM_FIXTURE_GOOD_DIR).out, HasSubstr("activation cube"));
+}
+
+TEST_F(Cli, BrokenPluginIsReportedAndStopsTheRun) {
+  const auto dir = std::filesystem::path(GRADSIM_FIXTURE_BAD_ABI).parent_path().string();
+  const auto r = sh("--plugin-dir " + dir + " plugins");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr("gradsim: error: " GRADSIM_FIXTURE_BAD_ABI ": built for plugin ABI 999"));
+}
+
+TEST_F(Cli, FailedSimulationsAreRecordedAndSetTheExitCode) {
+  std::ofstream(path("s.textproto")) << "base { network { depth: 2 width: 3 activation { name: \"throwing\" } } }\n"
+                                        "axis { path: \"network.activation.params.limit\" numbers: [1e9, -1e9] }\n";
+  const auto r = sh("--plugin-dir " GRADSIM_FIXTURE_GOOD_DIR " run -q " + path("s.textproto") + " -o " + path("t.pb"));
+  EXPECT_EQ(r.code, 2) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("1 ok, 1 failed"));
+  TraceReader reader(path("t.pb"));
+  v1::SimTrace t;
+  ASSERT_TRUE(reader.next(t));
+  EXPECT_EQ(t.status(), v1::SimTrace::OK);
+  ASSERT_TRUE(reader.next(t));
+  EXPECT_EQ(t.status(), v1::SimTrace::FAILED);
+  EXPECT_EQ(t.message(), "throwing: input above limit");
+}
+
+TEST_F(Cli, TruncatedTracesAreInspectedUpToTheLastRecord) {
+  ASSERT_EQ(sh("run -q -o " + path("t.pb")).code, 0);
+  std::filesystem::resize_file(path("t.pb"), std::filesystem::file_size(path("t.pb")) - 10);
+  const auto r = sh("inspect " + path("t.pb"));
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, HasSubstr("sim 2"));
+  EXPECT_THAT(r.out, Not(HasSubstr("sim 3")));
+  EXPECT_THAT(r.out, HasSubstr("truncated after record 3"));
+}
+
+}  // namespace
+}  // namespace gradsim

@@ -1,0 +1,121 @@
+// Every plugin's backward pass against central finite differences in float64, in one
+// parameterised suite over whatever the plugin directory holds (a new plugin is checked
+// without touching this file). Initialisers are checked against the distribution they promise.
+#include <gmock/gmock.h>
+
+#include <gradsim/gradcheck.hpp>
+
+#include "../common.hpp"
+
+namespace gradsim {
+namespace {
+
+constexpr double kTolerance = 1e-6;  // relative error, central differences with step 1e-6
+
+Params defaults(const PluginInfo& info) {
+  Params p;
+  for (const auto& d : info.params) p.set(d.name, {d.default_number, d.default_text});
+  return p;
+}
+
+// Returns the relative errors of every gradient the plugin computes.
+std::vector<GradCheckResult> check(const PluginInfo& info, std::uint64_t seed) {
+  Rng rng(seed);
+  const auto& make = info.make<double>();
+  switch (info.kind) {
+    case Kind::layer: {
+      auto layer = make.layer(LayerArgs{5, 4, defaults(info)});
+      return check_layer(*layer, 3, 5, rng);
+    }
+    case Kind::activation:
+      return {check_activation(*make.activation(defaults(info)), 4, 6, rng)};
+    case Kind::loss:
+      return {check_loss(*make.loss(defaults(info)), 4, 6, rng)};
+    default:
+      return {};
+  }
+}
+
+std::vector<std::string> names_of(const Registry& r, std::initializer_list<Kind> kinds) {
+  std::vector<std::string> out;
+  for (const auto& e : r.entries())
+    if (std::find(kinds.begin(), kinds.end(), e.info->kind) != kinds.end())
+      out.push_back(std::string(kind_name(e.info->kind)) + ":" + e.info->name);
+  return out;
+}
+
+const PluginInfo& info_of(const std::string& key, const Registry& r = test::builtins()) {
+  const auto colon = key.find(':');
+  for (Kind k : {Kind::layer, Kind::activation, Kind::loss, Kind::initializer, Kind::mitigation})
+    if (key.substr(0, colon) == kind_name(k)) return *r.get(k, key.substr(colon + 1)).info;
+  throw std::logic_error(key);
+}
+
+class BackwardMatchesFiniteDifferences : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(BackwardMatchesFiniteDifferences, InFloat64) {
+  for (std::uint64_t seed : {1, 2, 3}) {
+    const auto results = check(info_of(GetParam()), seed);
+    ASSERT_FALSE(results.empty());
+    for (const auto& r : results) EXPECT_LT(r.error, kTolerance) << r.what << " seed " << seed;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Builtin, BackwardMatchesFiniteDifferences,
+                         ::testing::ValuesIn(names_of(test::builtins(), {Kind::layer, Kind::activation, Kind::loss})),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           std::replace(n.begin(), n.end(), ':', '_');
+                           return n;
+                         });
+
+TEST(GradCheck, CatchesAWrongBackward) {
+  const auto results = check(info_of("activation:wrong_cube", test::with_fixtures()), 1);
+  ASSERT_EQ(results.size(), 1u);
+  EXPECT_GT(results[0].error, 0.1);
+}
+
+TEST(GradCheck, EveryBuiltinKindIsCovered) {
+  EXPECT_FALSE(names_of(test::builtins(), {Kind::layer}).empty());
+  EXPECT_GE(names_of(test::builtins(), {Kind::activation}).size(), 4u);
+  EXPECT_GE(names_of(test::builtins(), {Kind::loss}).size(), 2u);
+}
+
+// gaussian promises W ~ N(0, gain^2/fan_in) and b ~ N(0, bias_std^2). With n = 512*256 draws
+// the sample std has relative standard error 1/sqrt(2n) = 0.2%; we allow 5 standard errors.
+TEST(Initializer, GaussianHasTheVarianceItPromises) {
+  Params p;
+  p.set("gain", {2.0, ""});
+  p.set("bias_std", {0.25, ""});
+  auto init = test::builtins().get(Kind::initializer, "gaussian").info->initializer(p);
+  Rng rng(11);
+  Eigen::MatrixXd W(512, 256), b(1, 4096);
+  init->fill(ParamRole::weight, 512, 256, W, rng);
+  init->fill(ParamRole::bias, 512, 256, b, rng);
+  const double n = double(W.size()), w_std = 2.0 / std::sqrt(512.0);
+  const double sample_std = std::sqrt(W.squaredNorm() / n);
+  EXPECT_NEAR(sample_std / w_std, 1.0, 5 / std::sqrt(2 * n));
+  EXPECT_NEAR(W.mean(), 0.0, 5 * w_std / std::sqrt(n));
+  EXPECT_NEAR(std::sqrt(b.squaredNorm() / double(b.size())) / 0.25, 1.0, 5 / std::sqrt(2.0 * double(b.size())));
+}
+
+// linear_probe promises E ||dL/dy||^2 = 1 for any output shape: over 400 seeds the mean of
+// ||V||^2 (each a chi-square/n with n = batch*width) has standard error sqrt(2/(n*400)).
+TEST(Loss, LinearProbeGradientHasUnitExpectedNorm) {
+  for (auto [batch, width] : {std::pair{2, 3}, std::pair{64, 256}}) {
+    double sum = 0;
+    const int seeds = 400;
+    for (int s = 0; s < seeds; ++s) {
+      auto loss = test::builtins().get(Kind::loss, "linear_probe").info->make<double>().loss(Params{});
+      Rng rng{std::uint64_t(s)};
+      loss->setup(std::size_t(batch), std::size_t(width), rng);
+      Matrix<double> y = Matrix<double>::Zero(batch, width), dy;
+      loss->backward(y, dy);
+      sum += dy.squaredNorm();
+    }
+    EXPECT_NEAR(sum / seeds, 1.0, 5 * std::sqrt(2.0 / (batch * width * seeds))) << batch << "x" << width;
+  }
+}
+
+}  // namespace
+}  // namespace gradsim

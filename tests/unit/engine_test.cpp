@@ -1,0 +1,123 @@
+// The engine: whole-network gradients against finite differences, the mitigation hooks, the
+// number formats, determinism, and failures recorded as data.
+#include <gmock/gmock.h>
+
+#include "../common.hpp"
+#include "engine.hpp"
+#include "spec.hpp"
+
+#include <gradsim/gradcheck.hpp>
+
+namespace gradsim {
+namespace {
+
+v1::SimSpec resolved(const std::string& text, const Registry& r = test::builtins(), std::uint64_t index = 0) {
+  auto spec = parse_spec(text, "e.textproto");
+  auto sim = sim_at(spec.sweep, index);
+  resolve(sim, r);
+  return sim;
+}
+
+v1::SimTrace run(const v1::SimSpec& sim, const Registry& r = test::builtins()) {
+  v1::SimTrace t;
+  simulate(sim, r, t);
+  EXPECT_EQ(t.status(), v1::SimTrace::OK) << t.message();
+  return t;
+}
+
+// dL/dW for every parameter of a whole network (tanh, biases, mse) against central differences.
+TEST(Engine, WholeNetworkGradientsMatchFiniteDifferences) {
+  for (const char* act : {"tanh", "sigmoid", "linear"}) {
+    const auto sim = resolved(std::string("base { network { depth: 4 width: 5 input_width: 3 activation { name: \"") + act +
+                              "\" } } init { params { name: \"bias_std\" number: 0.3 } params { name: \"gain\" number: 1.5 } }"
+                              " loss { name: \"mse\" } batch: 7 }");
+    Engine<double> engine(sim, test::builtins());
+    engine.forward();
+    engine.backward();
+    auto params = engine.params();
+    ASSERT_EQ(params.size(), 8u);
+    for (auto& p : params) {
+      const Matrix<double> analytic = *p.grad;
+      const Matrix<double> numeric = numeric_gradient([&] { return engine.forward(); }, *p.value);
+      EXPECT_LT(relative_error(analytic, numeric), 1e-6) << act << " " << p.name;
+    }
+    const Matrix<double> dx = engine.input_grad();
+    EXPECT_LT(relative_error(dx, numeric_gradient([&] { return engine.forward(); }, engine.input())), 1e-6) << act;
+  }
+}
+
+TEST(Engine, RecordsOneLayerPerBlockWithConsistentNorms) {
+  const auto t = run(resolved("base { network { depth: 6 width: 8 activation { name: \"relu\" } } }"));
+  ASSERT_EQ(t.layers_size(), 6);
+  for (int i = 0; i < 6; ++i) {
+    const auto& l = t.layers(i);
+    EXPECT_EQ(l.index(), std::uint32_t(i));
+    EXPECT_DOUBLE_EQ(l.grad_norm(), l.grad().norm());
+    EXPECT_DOUBLE_EQ(l.weight_grad_norm(), l.weight_grad().norm());
+    EXPECT_EQ(l.output().count(), 64u * 8u);
+    EXPECT_GT(l.output().zero_fraction(), 0.2);  // relu zeroes about half of its inputs
+    EXPECT_LT(l.output().zero_fraction(), 0.8);
+    // relu passes dL/da where h > 0 and zeroes it elsewhere: |dL/dh| <= |dL/da|.
+    EXPECT_LE(l.grad_norm(), l.act_grad_norm() * (1 + 1e-12));
+  }
+}
+
+// For a linear network dL/da_{i-1} = dL/dh_i W_i^T, so a mitigation that multiplies dL/da by
+// f at every boundary multiplies block i's gradients by exactly f^(depth - i).
+TEST(Engine, MitigationHooksActAtEveryBoundaryAndOnParameterGradients) {
+  const std::string net = "network { depth: 5 width: 6 activation { name: \"linear\" } }";
+  const auto plain = run(resolved("base { " + net + " }", test::with_fixtures()), test::with_fixtures());
+  const auto scaled = run(resolved("base { " + net + " mitigations { name: \"scale_grad\" params { name: \"factor\" number: 2 }"
+                                   " params { name: \"param_factor\" number: 3 } } }",
+                                   test::with_fixtures()),
+                          test::with_fixtures());
+  for (int i = 0; i < 5; ++i) {
+    const double f = std::pow(2.0, 5 - i);
+    EXPECT_NEAR(scaled.layers(i).grad_norm() / plain.layers(i).grad_norm(), f, f * 1e-12) << i;
+    EXPECT_NEAR(scaled.layers(i).weight_grad_norm() / plain.layers(i).weight_grad_norm(), 3 * f, f * 1e-12) << i;
+  }
+}
+
+TEST(Engine, SameSpecAndSeedGiveIdenticalBytes) {
+  const std::string text = "seed: 9 replicas: 2 base { network { depth: 5 width: 16 activation { name: \"tanh\" } } }";
+  const auto a = run(resolved(text)), b = run(resolved(text)), c = run(resolved(text, test::builtins(), 1));
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  EXPECT_NE(a.layers(0).grad_norm(), c.layers(0).grad_norm());
+}
+
+// Lower formats round every operation; their norms stay within a few units of their
+// precision (relative) of float64's over a shallow network.
+TEST(Engine, LowerFormatsAgreeWithFloat64WithinTheirPrecision) {
+  const std::string net = "network { depth: 4 width: 32 activation { name: \"tanh\" } }";
+  const auto ref = run(resolved("base { " + net + " }"));
+  const std::vector<std::pair<const char*, double>> formats = {
+      {"FLOAT32", std::numeric_limits<float>::epsilon()},
+      {"BFLOAT16", double(Eigen::NumTraits<bfloat16>::epsilon())},
+      {"FLOAT16", double(Eigen::NumTraits<float16>::epsilon())}};
+  for (const auto& [dtype, eps] : formats) {
+    const auto t = run(resolved("base { " + net + " dtype: " + dtype + " }"));
+    // Each norm sums 32*64 rounded products over 4 layers: allow sqrt(n) growth of the error.
+    const double tol = 64 * eps;
+    for (int i = 0; i < 4; ++i)
+      EXPECT_NEAR(t.layers(i).grad_norm() / ref.layers(i).grad_norm(), 1.0, tol) << dtype << " " << i;
+  }
+}
+
+TEST(Engine, PluginExceptionBecomesAFailedRecord) {
+  const auto sim = resolved("base { network { depth: 3 width: 4 activation { name: \"throwing\" } } }", test::with_fixtures());
+  v1::SimTrace t;
+  simulate(sim, test::with_fixtures(), t);
+  EXPECT_EQ(t.status(), v1::SimTrace::FAILED);
+  EXPECT_EQ(t.message(), "throwing: input above limit");
+  EXPECT_EQ(t.layers_size(), 0);
+}
+
+TEST(Engine, OverflowIsAResultNotAFailure) {
+  // gain 1e6 over 40 linear float32 layers: activations pass 3.4e38 and become inf.
+  const auto t = run(resolved("base { dtype: FLOAT32 network { depth: 40 width: 8 activation { name: \"linear\" } }"
+                              " init { params { name: \"gain\" number: 1e6 } } }"));
+  EXPECT_GT(t.layers(39).output().pos_inf() + t.layers(39).output().neg_inf() + t.layers(39).output().nan(), 0u);
+}
+
+}  // namespace
+}  // namespace gradsim

@@ -1,0 +1,118 @@
+// The traces file: what is written reads back equal; a file cut anywhere reads up to its last
+// complete record and says so; a damaged or foreign file is refused with a clear message.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+
+#include <fstream>
+
+#include "../common.hpp"
+#include "engine.hpp"
+#include "error.hpp"
+#include "spec.hpp"
+#include "sweep.hpp"
+#include "trace_io.hpp"
+
+namespace gradsim {
+namespace {
+
+using ::testing::HasSubstr;
+using google::protobuf::util::MessageDifferencer;
+
+struct TracesFixture : ::testing::Test {
+  void SetUp() override {
+    file = std::filesystem::temp_directory_path() /
+           ("gradsim_trace_io_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".pb");
+    spec = parse_spec("seed: 5 base { network { depth: 4 width: 6 activation { name: \"relu\" } } }\n"
+                      "axis { path: \"network.depth\" numbers: [2, 3, 4] }", "t.textproto");
+    const auto v = validate(spec, test::builtins());
+    header = make_header(spec, test::builtins(), v);
+    TraceWriter w(file, header);
+    for (std::uint64_t i = 0; i < v.count; ++i) {
+      v1::SimTrace t;
+      t.set_index(i);
+      *t.mutable_spec() = sim_at(spec.sweep, i);
+      resolve(*t.mutable_spec(), test::builtins());
+      simulate(t.spec(), test::builtins(), t);
+      w.append(t);
+      traces.push_back(t);
+    }
+  }
+  void TearDown() override { std::filesystem::remove(file); }
+
+  std::vector<v1::SimTrace> read_all(TraceReader& r) {
+    std::vector<v1::SimTrace> out;
+    for (v1::SimTrace t; r.next(t);) out.push_back(t);
+    return out;
+  }
+
+  std::filesystem::path file;
+  SpecFile spec;
+  v1::TraceHeader header;
+  std::vector<v1::SimTrace> traces;
+};
+
+TEST_F(TracesFixture, RoundTripsHeaderAndRecords) {
+  TraceReader r(file);
+  EXPECT_TRUE(MessageDifferencer::Equals(r.header(), header));
+  EXPECT_EQ(r.header().num_sims(), 3u);
+  EXPECT_EQ(r.header().plugins_size(), 4);  // dense, relu, gaussian, linear_probe
+  auto back = read_all(r);
+  ASSERT_EQ(back.size(), traces.size());
+  for (std::size_t i = 0; i < back.size(); ++i) EXPECT_TRUE(MessageDifferencer::Equals(back[i], traces[i])) << i;
+  EXPECT_FALSE(r.truncated());
+  EXPECT_EQ(r.good_bytes(), std::filesystem::file_size(file));
+}
+
+TEST_F(TracesFixture, TruncatedFileReadsUpToItsLastCompleteRecord) {
+  const auto size = std::filesystem::file_size(file);
+  const std::uint64_t last = delimited_bytes(traces.back()).size();
+  // Cut one byte short, inside the last record's body, and inside its length prefix.
+  for (std::uint64_t cut : {size - 1, size - last / 2, size - last + 1}) {
+    std::filesystem::resize_file(file, cut);
+    TraceReader r(file);
+    auto back = read_all(r);
+    EXPECT_EQ(back.size(), traces.size() - 1) << cut;
+    EXPECT_TRUE(r.truncated()) << cut;
+    EXPECT_EQ(r.good_bytes(), size - last);
+  }
+}
+
+TEST_F(TracesFixture, CorruptRecordIsReported) {
+  const auto size = std::filesystem::file_size(file);
+  const std::uint64_t last = delimited_bytes(traces.back()).size();
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(std::streamoff(size - last + 3));
+    const std::string junk(8, '\xff');
+    f.write(junk.data(), std::streamsize(junk.size()));
+  }
+  TraceReader r(file);
+  v1::SimTrace t;
+  EXPECT_TRUE(r.next(t));
+  EXPECT_TRUE(r.next(t));
+  try {
+    r.next(t);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("record 2 ending at byte"));
+    EXPECT_THAT(e.what(), HasSubstr("is corrupt"));
+  }
+}
+
+TEST_F(TracesFixture, ForeignFileIsRefused) {
+  std::ofstream(file, std::ios::trunc) << "hello, I am a text file\n";
+  try {
+    TraceReader r(file);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("not a gradsim traces file"));
+  }
+}
+
+TEST_F(TracesFixture, SerialisationIsDeterministic) {
+  for (const auto& t : traces) EXPECT_EQ(delimited_bytes(t), delimited_bytes(v1::SimTrace(t)));
+}
+
+}  // namespace
+}  // namespace gradsim
