@@ -146,8 +146,8 @@ std::uint64_t sim_count(const v1::SweepSpec& sweep) {
   return n;
 }
 
-std::uint64_t sim_seed(std::uint64_t sweep_seed, std::uint64_t index) {
-  return mix64(mix64(sweep_seed) + index);
+std::uint64_t sim_seed(std::uint64_t sweep_seed, std::uint64_t replica) {
+  return mix64(mix64(sweep_seed) + replica);
 }
 
 void set_field(v1::SimSpec& sim, const std::string& path, double number, const std::string* text) {
@@ -217,7 +217,9 @@ v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index) {
     }
     sim.set_label(label);
   }
-  sim.set_seed(sim_seed(sweep.seed(), index));
+  // Common random numbers: every configuration of replica r draws from the same seed, so
+  // configurations differ by what the axes change, not by the luck of the draw.
+  sim.set_seed(sim_seed(sweep.seed(), index % std::max<std::uint32_t>(1, sweep.replicas())));
   return sim;
 }
 

@@ -37,11 +37,13 @@ class SpecError : public std::runtime_error {
 /// Number of simulations: product of the axis lengths, times replicas.
 std::uint64_t sim_count(const v1::SweepSpec& sweep);
 
-/// The seed of simulation `index`: depends on the sweep seed and the index only.
-std::uint64_t sim_seed(std::uint64_t sweep_seed, std::uint64_t index);
+/// The seed of replica `replica` of a sweep.
+std::uint64_t sim_seed(std::uint64_t sweep_seed, std::uint64_t replica);
 
 /// Simulation `index` of the sweep (axes vary last-fastest, replicas fastest of all), with
-/// its seed set. Throws SpecError (path "axis[k]") for a bad axis.
+/// its seed set: sim_seed(sweep seed, index % replicas), so it depends on the sweep seed and
+/// the index only, and every configuration of one replica shares its random draws.
+/// Throws SpecError (path "axis[k]...") for a bad axis.
 v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index);
 
 /// Sets `path` of `sim` to a number or a text. Throws SpecError naming what is wrong.

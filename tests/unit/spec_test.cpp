@@ -109,10 +109,10 @@ TEST(Spec, ExpandsAxesAsACartesianProductLastAxisFastest) {
     const auto sim = sim_at(spec.sweep, i);
     EXPECT_EQ(sim.network().depth(), 1 + i / 4) << i;
     EXPECT_EQ(sim.network().activation().name(), (i / 2) % 2 ? "tanh" : "relu") << i;
-    EXPECT_EQ(sim.seed(), sim_seed(7, i));
+    EXPECT_EQ(sim.seed(), sim_seed(7, i % 2));
     seeds.insert(sim.seed());
   }
-  EXPECT_EQ(seeds.size(), 12u);  // replicas differ by seed
+  EXPECT_EQ(seeds.size(), 2u);  // replicas differ by seed, configurations share them
   EXPECT_EQ(sim_at(spec.sweep, 7).label(), "network.depth=2 network.activation.name=tanh");
 }
 
