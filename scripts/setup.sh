@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The main job: install what is missing, build gradsim (Release), run the default sweep.
+# Usage: bash scripts/setup.sh [extra args for `gradsim run`]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build
+./build/bin/gradsim run -o build/traces.pb "$@"
