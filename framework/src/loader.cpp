@@ -21,7 +21,7 @@ const std::string kHint = "rebuild it with gradsim_add_plugin()";
 
 // Boost's message is "boost::dll::shared_library::load() failed (dlerror system message:
 // <text>): Bad file descriptor"; the dlerror text is the useful part.
-std::string dlerror_text(const std::string& what) {
+std::string dlerror_text(const std::string& what, const std::string& file) {
   const std::string key = "system message: ";
   auto b = what.find(key);
   if (b == std::string::npos) return what;
@@ -29,8 +29,7 @@ std::string dlerror_text(const std::string& what) {
   auto e = what.rfind("): ");
   std::string text = what.substr(b, e == std::string::npos || e < b ? std::string::npos : e - b);
   // dlerror repeats the file name first: "<file>: invalid ELF header"
-  if (auto c = text.find(": "); c != std::string::npos && text.compare(0, 1, "/") == 0)
-    text = text.substr(c + 2);
+  if (text.rfind(file + ": ", 0) == 0) text = text.substr(file.size() + 2);
   return text;
 }
 
@@ -43,7 +42,11 @@ std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
   try {
     lib->load(file.string(), dll::load_mode::rtld_now | dll::load_mode::rtld_local);
   } catch (const std::exception& e) {
-    fail(file, "cannot load: " + dlerror_text(e.what()));
+    const std::string text = dlerror_text(e.what(), file.string());
+    const bool undefined = text.find("undefined symbol") != std::string::npos;
+    fail(file, "cannot load: " + text +
+                   (undefined ? "; link the plugin against the library that defines it"
+                              : "; is it a shared library built for this machine?"));
   }
   if (!lib->has(kAbiSymbol))
     fail(file, std::string("not a gradsim plugin (no '") + kAbiSymbol +
@@ -55,8 +58,9 @@ std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
                    "), this gradsim " GRADSIM_VERSION_STRING " expects ABI " +
                    std::to_string(GRADSIM_ABI_VERSION) + "; " + kHint);
   if (std::string(stamp.cxx_abi ? stamp.cxx_abi : "") != GRADSIM_CXX_ABI_TAG)
-    fail(file, std::string("built for C++ runtime '") + (stamp.cxx_abi ? stamp.cxx_abi : "") +
-                   "', this gradsim uses '" GRADSIM_CXX_ABI_TAG "'; " + kHint);
+    fail(file, std::string("built for '") + (stamp.cxx_abi ? stamp.cxx_abi : "") +
+                   "', this gradsim uses '" GRADSIM_CXX_ABI_TAG "'; " + kHint +
+                   " and the same compiler flags as gradsim");
   if (!lib->has(kListSymbol))
     fail(file, std::string("has an ABI stamp but no '") + kListSymbol + "' function; " + kHint);
 

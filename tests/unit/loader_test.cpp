@@ -51,6 +51,17 @@ TEST(Loader, RefusesFileThatIsNotALibrary) {
   EXPECT_THAT(msg, HasSubstr("invalid ELF header"));
 }
 
+TEST(Loader, RefusesPluginBuiltWithOtherEigenAlignment) {
+  const std::string msg = load_error(GRADSIM_FIXTURE_WRONG_FLAGS);
+  EXPECT_THAT(msg, HasSubstr("eigen-align=1024', this gradsim uses '"));
+  EXPECT_THAT(msg, HasSubstr("the same compiler flags as gradsim"));
+}
+
+TEST(Loader, RefusesPluginWithUndefinedSymbolAtLoadTime) {
+  const std::string msg = load_error(GRADSIM_FIXTURE_UNDEFINED_SYMBOL);
+  EXPECT_THAT(msg, HasSubstr("cannot load: undefined symbol: gradsim_fixture_not_defined_anywhere"));
+}
+
 TEST(Loader, RefusesMissingFile) {
   EXPECT_THAT(load_error("/nonexistent/gradsim-x.so"), HasSubstr("no such file"));
 }

@@ -13,15 +13,19 @@
 #define GRADSIM_STR_(x) #x
 #define GRADSIM_STR(x) GRADSIM_STR_(x)
 
-/// The C++ runtime a library was built with: plugins pass std::string, std::vector and
-/// std::function across the boundary, so host and plugin must agree on the standard library.
+/// The C++ runtime and Eigen memory layout a library was built with. Plugins pass
+/// std::string, std::vector, std::function and Eigen matrices across the boundary and may
+/// resize matrices the host allocated, so both sides must agree on the standard library and
+/// on Eigen's heap alignment (16 bytes by default, 32 with -mavx, 64 with -mavx512f).
+/// Expanded where Eigen is included (GRADSIM_PLUGIN_ENTRY and the loader).
 #if defined(__GLIBCXX__)
-#define GRADSIM_CXX_ABI_TAG "libstdc++ cxx11-abi=" GRADSIM_STR(_GLIBCXX_USE_CXX11_ABI)
+#define GRADSIM_STDLIB_TAG "libstdc++ cxx11-abi=" GRADSIM_STR(_GLIBCXX_USE_CXX11_ABI)
 #elif defined(_LIBCPP_VERSION)
-#define GRADSIM_CXX_ABI_TAG "libc++ abi=" GRADSIM_STR(_LIBCPP_ABI_VERSION)
+#define GRADSIM_STDLIB_TAG "libc++ abi=" GRADSIM_STR(_LIBCPP_ABI_VERSION)
 #else
-#define GRADSIM_CXX_ABI_TAG "unknown"
+#define GRADSIM_STDLIB_TAG "unknown"
 #endif
+#define GRADSIM_CXX_ABI_TAG GRADSIM_STDLIB_TAG ", eigen-align=" GRADSIM_STR(EIGEN_MAX_ALIGN_BYTES)
 
 /// Marks the two symbols a plugin exports. Defined here so that the SDK never needs Boost.
 #if defined(_WIN32)
