@@ -165,20 +165,33 @@ void set_field(v1::SimSpec& sim, const std::string& path, double number, const s
       text ? p->set_text(*text) : p->set_number(number);
       return;
     }
-    const auto* fd = d->FindFieldByName(tokens[t]);
+    std::string name = tokens[t];
+    int index = -1;  // "mitigations[1]": an entry of a list of messages
+    if (auto b = name.find('['); b != std::string::npos && name.back() == ']') {
+      index = std::atoi(name.c_str() + b + 1);
+      name = name.substr(0, b);
+    }
+    const auto* fd = d->FindFieldByName(name);
     if (!fd)
-      throw SpecError(path, "no field '" + tokens[t] + "' in " + d->name() + " (it has " +
+      throw SpecError(path, "no field '" + name + "' in " + d->name() + " (it has " +
                                 field_names(d) + ")");
-    if (fd->is_repeated())
-      throw SpecError(path, "'" + tokens[t] + "' is a list; an axis sets a single field");
+    const bool list_entry = fd->is_repeated() && fd->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE;
+    if (fd->is_repeated() != (index >= 0) || (index >= 0 && !list_entry))
+      throw SpecError(path, fd->is_repeated() && list_entry
+                                ? "'" + name + "' is a list; name one entry, e.g. '" + name + "[0]'"
+                                : "'" + name + "' is not a list of messages; drop the [index]");
     const bool last = t + 1 == tokens.size();
     if (fd->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
       if (last)
-        throw SpecError(path, "'" + tokens[t] + "' is a message; name one of its fields (" +
+        throw SpecError(path, "'" + name + "' is a message; name one of its fields (" +
                                   field_names(fd->message_type()) + ")");
-      msg = msg->GetReflection()->MutableMessage(msg, fd);
+      const auto* r = msg->GetReflection();
+      if (index >= 0 && index >= r->FieldSize(*msg, fd))
+        throw SpecError(path, "'" + name + "' has " + std::to_string(r->FieldSize(*msg, fd)) +
+                                  " entries in the base spec; add entry " + std::to_string(index) + " there");
+      msg = index >= 0 ? r->MutableRepeatedMessage(msg, fd, index) : r->MutableMessage(msg, fd);
     } else if (!last) {
-      throw SpecError(path, "'" + tokens[t] + "' is a single value, it has no field '" + tokens[t + 1] + "'");
+      throw SpecError(path, "'" + name + "' is a single value, it has no field '" + tokens[t + 1] + "'");
     } else {
       try {
         set_scalar(*msg, fd, number, text);
@@ -325,9 +338,15 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   resolve_plugin(*net.mutable_activation(), Kind::activation, "network.activation", "linear", registry);
   resolve_plugin(*sim.mutable_init(), Kind::initializer, "init", "gaussian", registry);
   resolve_plugin(*sim.mutable_loss(), Kind::loss, "loss", "linear_probe", registry);
+  // An entry with an empty name is off (an axis may switch it): drop it, params and all.
+  auto* ms = sim.mutable_mitigations();
+  ms->erase(std::remove_if(ms->begin(), ms->end(), [](const auto& m) { return m.name().empty(); }), ms->end());
   for (int i = 0; i < sim.mitigations_size(); ++i)
     resolve_plugin(*sim.mutable_mitigations(i), Kind::mitigation,
                    "mitigations[" + std::to_string(i) + "]", "", registry);
+  auto& train = *sim.mutable_train();
+  if (train.lr() == 0) train.set_lr(0.01);
+  if (!std::isfinite(train.lr())) throw SpecError("train.lr", "train.lr must be a finite number");
 }
 
 Params params_of(const v1::PluginRef& ref) {

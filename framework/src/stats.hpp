@@ -26,6 +26,10 @@ struct Stats {
   double max_abs = 0, min_abs_nonzero = 0;
 
   double norm() const { return pos_inf + neg_inf ? INFINITY : nan ? NAN : std::sqrt(sumsq); }
+  std::uint64_t nonfinite() const { return nan + pos_inf + neg_inf; }
+  std::uint64_t finite() const { return count - nonfinite(); }
+  /// Adds the elements counted by `o`, as if one pass had seen both tensors.
+  void merge(const Stats& o);
   void to_proto(v1::TensorStats& out) const;
 };
 
@@ -54,8 +58,23 @@ Stats stats_of(const Matrix<T>& m) {
   return s;
 }
 
+inline void Stats::merge(const Stats& o) {
+  if (o.finite()) {
+    if (finite() == 0) shift = o.shift;
+    // Re-centre o's sums on our shift: x - a = (x - b) + (b - a).
+    const double delta = o.shift - shift, n = double(o.finite());
+    s2 += o.s2 + 2 * delta * o.s1 + n * delta * delta;
+    s1 += o.s1 + n * delta;
+    if (o.max_abs > max_abs) max_abs = o.max_abs;
+    if (o.min_abs_nonzero > 0 && (min_abs_nonzero == 0 || o.min_abs_nonzero < min_abs_nonzero))
+      min_abs_nonzero = o.min_abs_nonzero;
+  }
+  count += o.count, nan += o.nan, pos_inf += o.pos_inf, neg_inf += o.neg_inf;
+  zeros += o.zeros, subnormal += o.subnormal, sumsq += o.sumsq;
+}
+
 inline void Stats::to_proto(v1::TensorStats& out) const {
-  const std::uint64_t finite = count - nan - pos_inf - neg_inf;
+  const std::uint64_t finite = this->finite();
   out.set_count(count);
   out.set_norm(norm());
   if (finite) {

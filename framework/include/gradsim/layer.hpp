@@ -10,8 +10,9 @@
 
 namespace gradsim {
 
-/// What a parameter is, so that initialisers and traces can treat weights and biases apart.
-enum class ParamRole { weight, bias, other };
+/// What a parameter is. The spec's initialiser draws weights and biases; `fixed_init`
+/// parameters (e.g. a norm's scale and shift) keep the values their layer gave them.
+enum class ParamRole { weight, bias, fixed_init };
 
 /// A layer's view of one of its parameters and of the gradient accumulated for it.
 template <class T>
@@ -21,6 +22,7 @@ struct ParamRef {
   std::size_t fan_in, fan_out;  ///< for initialisers: the fans the parameter connects
   Matrix<T>* value;
   Matrix<T>* grad;  ///< same shape as value; backward() adds into it
+  long block = -1;  ///< the block it belongs to; set by the engine
 };
 
 /// What a layer factory receives.
