@@ -3,7 +3,7 @@
 
 struct Tanh {
   static constexpr const char* help = "hyperbolic tangent: f(x) = tanh(x)";
-  template <class T> static T f(T x) { using std::tanh; return tanh(x); }
-  template <class T> static T df(T x) { using std::tanh; const T t = tanh(x); return T(1) - t * t; }
+  template <class T> static T f(T x) { return gradsim::fn::tanh(x); }
+  template <class T> static T df(T x) { const T t = gradsim::fn::tanh(x); return T(1) - t * t; }
 };
 GRADSIM_ACTIVATION("tanh", Tanh)

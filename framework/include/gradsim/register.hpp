@@ -13,9 +13,12 @@
 // Optional members of any registered type:
 //   static constexpr const char* help = "...";             one line for `gradsim plugins`
 //   static std::vector<gradsim::ParamDecl> param_decls();  declared parameters
-// Layers, losses and mitigations are class templates over the scalar type T, derived from
-// Layer<T> / Loss<T> / Mitigation<T>; a layer is constructed from LayerArgs, the others
-// from Params. An initialiser is a class derived from Initializer, constructed from Params.
+// Layers, losses, mitigations and non-elementwise activations are class templates over the
+// scalar type T, derived from Layer<T> / Loss<T> / Mitigation<T> / Activation<T>
+// (GRADSIM_LAYER, GRADSIM_LOSS, GRADSIM_MITIGATION, GRADSIM_ACTIVATION_TEMPLATE); a layer is
+// constructed from LayerArgs, the others from Params. An initialiser is a class derived from
+// Initializer, constructed from Params (GRADSIM_INITIALIZER). Scalar code that must run in
+// every format uses gradsim::fn::exp, tanh, erf, ... (tensor.hpp).
 //
 // The macros only append to a list local to the plugin library (they run at dlopen, before
 // gradsim has checked the library's ABI stamp, so they must not touch anything of the host).
@@ -86,6 +89,15 @@ PluginInfo activation_info(const char* name) {
   return info;
 }
 
+template <template <class> class A>
+PluginInfo activation_template_info(const char* name) {
+  PluginInfo info = info_of<A<double>>(Kind::activation, name);
+  for_each_format(info, []<class T>(Makers<T>& m) {
+    m.activation = [](const Params& p) -> std::unique_ptr<Activation<T>> { return std::make_unique<A<T>>(p); };
+  });
+  return info;
+}
+
 template <template <class> class L>
 PluginInfo layer_info(const char* name) {
   PluginInfo info = info_of<L<double>>(Kind::layer, name);
@@ -140,6 +152,15 @@ PluginInfo initializer_info(const char* name) {
                 "GRADSIM_ACTIVATION(" #name ", " #Type "): " #Type                          \
                 " must define template <class T> static T f(T) and df(T)");                 \
   GRADSIM_REGISTER_(::gradsim::detail::activation_info<Type>(name))
+
+/// Registers an activation that is not elementwise (e.g. softmax): a class template Type<T>
+/// derived from Activation<T>, built from Params.
+#define GRADSIM_ACTIVATION_TEMPLATE(name, Type)                                              \
+  static_assert(std::is_base_of_v<::gradsim::Activation<double>, Type<double>> &&           \
+                    std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
+                "GRADSIM_ACTIVATION_TEMPLATE(" #name ", " #Type "): " #Type                  \
+                "<T> must derive from gradsim::Activation<T> and be constructible from Params"); \
+  GRADSIM_REGISTER_(::gradsim::detail::activation_template_info<Type>(name))
 
 /// Registers a layer: a class template Type<T> derived from Layer<T>, built from LayerArgs.
 #define GRADSIM_LAYER(name, Type)                                                            \

@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace gradsim {
 
@@ -16,6 +17,38 @@ using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic>;
 /// The floating-point formats the engine is instantiated for.
 using bfloat16 = Eigen::bfloat16;
 using float16 = Eigen::half;
+
+/// Scalar functions for every format: the standard ones for float and double; for bfloat16
+/// and float16, computed in float and rounded back (what Eigen does for its own exp, tanh).
+namespace fn {
+#define GRADSIM_SCALAR_FN(name)                                                  \
+  template <class T>                                                             \
+  T name(T x) {                                                                  \
+    if constexpr (std::is_floating_point_v<T>) return std::name(x);             \
+    else return T(std::name(static_cast<float>(x)));                            \
+  }
+GRADSIM_SCALAR_FN(exp)
+GRADSIM_SCALAR_FN(expm1)
+GRADSIM_SCALAR_FN(log)
+GRADSIM_SCALAR_FN(log1p)
+GRADSIM_SCALAR_FN(tanh)
+GRADSIM_SCALAR_FN(erf)
+GRADSIM_SCALAR_FN(sqrt)
+#undef GRADSIM_SCALAR_FN
+}  // namespace fn
+
+/// ||m||_F accumulated in float64 whatever T is, so that measuring cannot overflow.
+template <class T>
+double norm_f64(const Matrix<T>& m) {
+  double s = 0;
+  for (Eigen::Index i = 0; i < m.size(); ++i) {
+    const double v = static_cast<double>(static_cast<float>(m.data()[i]));
+    s += v * v;
+  }
+  return std::sqrt(s);
+}
+template <>
+inline double norm_f64(const Matrix<double>& m) { return m.norm(); }
 
 /// splitmix64: turns any 64-bit value into a well-mixed one (used to derive seeds).
 constexpr std::uint64_t mix64(std::uint64_t z) {

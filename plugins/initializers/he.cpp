@@ -1,0 +1,38 @@
+// he (kaiming): Var W = gain^2 / fan, fan = fan_in (keeps forward variance) or fan_out (keeps
+// backward variance), gain = the nonlinearity's gain (sqrt 2 for relu); normal or uniform.
+#include <cmath>
+#include <gradsim/gradsim.hpp>
+
+#include "gain.hpp"
+
+class He final : public gradsim::Initializer {
+ public:
+  static constexpr const char* help = "W with variance gain(nonlinearity)^2 / fan (He et al. 2015), b = 0";
+  static std::vector<gradsim::ParamDecl> param_decls() {
+    return {gradsim::ParamDecl::choice("mode", "fan_in", {"fan_in", "fan_out"}, "fan_in keeps forward, fan_out backward variance"),
+            gradsim::ParamDecl::choice("distribution", "normal", {"normal", "uniform"}, "shape of the distribution"),
+            gradsim::ParamDecl::choice("nonlinearity", "relu", gradsim_plugins::kNonlinearities, "whose gain to use"),
+            gradsim::ParamDecl::real("slope", 0.01, 0.0, 1.0, "negative slope, for nonlinearity leaky_relu")};
+  }
+  explicit He(const gradsim::Params& p)
+      : fan_out_(p.text("mode") == "fan_out"), uniform_(p.text("distribution") == "uniform"),
+        gain_(gradsim_plugins::nonlinearity_gain(p.text("nonlinearity"), p.number("slope"))) {}
+
+  void fill(gradsim::ParamRole role, std::size_t fan_in, std::size_t fan_out, Eigen::MatrixXd& value,
+            gradsim::Rng& rng) const override {
+    if (role == gradsim::ParamRole::bias) {
+      value.setZero();
+      return;
+    }
+    const double std = gain_ / std::sqrt(double(fan_out_ ? fan_out : fan_in));
+    if (!uniform_) return rng.fill_normal(value, std);
+    const double bound = std * std::sqrt(3.0);
+    for (Eigen::Index i = 0; i < value.size(); ++i) value(i) = bound * (2 * rng.uniform() - 1);
+  }
+
+ private:
+  bool fan_out_, uniform_;
+  double gain_;
+};
+GRADSIM_INITIALIZER("he", He)
+GRADSIM_INITIALIZER("kaiming", He)

@@ -1,0 +1,36 @@
+// orthogonal: W = gain * Q, Q with orthonormal columns (fan_in >= fan_out) or rows, from the
+// QR decomposition of a Gaussian matrix with the signs of R's diagonal folded in, so that Q is
+// uniformly (Haar) distributed (Saxe et al. 2014). Biases 0.
+// For a square W and any vector v: ||v W|| = gain ||v|| exactly (up to rounding).
+#include <Eigen/QR>
+#include <gradsim/gradsim.hpp>
+
+class Orthogonal final : public gradsim::Initializer {
+ public:
+  static constexpr const char* help = "W = gain * Q, Q exactly orthogonal (QR of a Gaussian matrix), b = 0";
+  static std::vector<gradsim::ParamDecl> param_decls() {
+    return {gradsim::ParamDecl::real("gain", 1.0, 0.0, 1e6, "multiplies Q")};
+  }
+  explicit Orthogonal(const gradsim::Params& p) : gain_(p.number("gain")) {}
+
+  void fill(gradsim::ParamRole role, std::size_t, std::size_t, Eigen::MatrixXd& value,
+            gradsim::Rng& rng) const override {
+    if (role == gradsim::ParamRole::bias) {
+      value.setZero();
+      return;
+    }
+    const bool tall = value.rows() >= value.cols();
+    Eigen::MatrixXd a(tall ? value.rows() : value.cols(), tall ? value.cols() : value.rows());
+    rng.fill_normal(a);
+    Eigen::HouseholderQR<Eigen::MatrixXd> qr(a);
+    Eigen::MatrixXd q = qr.householderQ() * Eigen::MatrixXd::Identity(a.rows(), a.cols());
+    const Eigen::MatrixXd r = qr.matrixQR().topRows(a.cols()).triangularView<Eigen::Upper>();
+    for (Eigen::Index j = 0; j < q.cols(); ++j)
+      if (r(j, j) < 0) q.col(j) *= -1;
+    value = gain_ * (tall ? q : Eigen::MatrixXd(q.transpose()));
+  }
+
+ private:
+  double gain_;
+};
+GRADSIM_INITIALIZER("orthogonal", Orthogonal)

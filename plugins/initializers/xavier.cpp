@@ -1,0 +1,32 @@
+// xavier (glorot): Var W = gain^2 * 2 / (fan_in + fan_out), normal or uniform; biases 0.
+// Glorot & Bengio (2010): keeps the variance of activations and of gradients level together.
+#include <cmath>
+#include <gradsim/gradsim.hpp>
+
+class Xavier final : public gradsim::Initializer {
+ public:
+  static constexpr const char* help = "W with variance gain^2 * 2/(fan_in + fan_out) (normal or uniform), b = 0";
+  static std::vector<gradsim::ParamDecl> param_decls() {
+    return {gradsim::ParamDecl::real("gain", 1.0, 0.0, 1e6, "multiplies the standard deviation"),
+            gradsim::ParamDecl::choice("distribution", "normal", {"normal", "uniform"}, "shape of the distribution")};
+  }
+  explicit Xavier(const gradsim::Params& p) : gain_(p.number("gain")), uniform_(p.text("distribution") == "uniform") {}
+
+  void fill(gradsim::ParamRole role, std::size_t fan_in, std::size_t fan_out, Eigen::MatrixXd& value,
+            gradsim::Rng& rng) const override {
+    if (role == gradsim::ParamRole::bias) {
+      value.setZero();
+      return;
+    }
+    const double std = gain_ * std::sqrt(2.0 / double(fan_in + fan_out));
+    if (!uniform_) return rng.fill_normal(value, std);
+    const double bound = std * std::sqrt(3.0);  // U(-b, b) has variance b^2 / 3
+    for (Eigen::Index i = 0; i < value.size(); ++i) value(i) = bound * (2 * rng.uniform() - 1);
+  }
+
+ private:
+  double gain_;
+  bool uniform_;
+};
+GRADSIM_INITIALIZER("xavier", Xavier)
+GRADSIM_INITIALIZER("glorot", Xavier)

@@ -1,0 +1,30 @@
+// gain: h = g x, no parameters. The textbook chain in which every layer scales the gradient by
+// exactly g: dL/dx = g dL/dh.
+#include <stdexcept>
+#include <gradsim/gradsim.hpp>
+
+namespace {
+
+template <class T>
+class Gain final : public gradsim::Layer<T> {
+ public:
+  static constexpr const char* help = "h = g * x (keeps the width; no parameters)";
+  static std::vector<gradsim::ParamDecl> param_decls() {
+    return {gradsim::ParamDecl::real("g", 10.0, -1e30, 1e30, "the factor")};
+  }
+  explicit Gain(const gradsim::LayerArgs& a) : g_(a.params.number("g")) {
+    if (a.fan_in != a.fan_out)
+      throw std::invalid_argument("gain layer keeps the width: set network.input_width equal to network.width (got " +
+                                  std::to_string(a.fan_in) + " and " + std::to_string(a.fan_out) + ")");
+  }
+  void forward(const gradsim::Matrix<T>& x, gradsim::Matrix<T>& h) override { h = T(g_) * x; }
+  void backward(const gradsim::Matrix<T>& dh, gradsim::Matrix<T>& dx) override { dx = T(g_) * dh; }
+  std::vector<gradsim::ParamRef<T>> params() override { return {}; }
+
+ private:
+  double g_;
+};
+
+}  // namespace
+
+GRADSIM_LAYER("gain", Gain)
