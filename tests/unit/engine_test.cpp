@@ -46,6 +46,39 @@ TEST(Engine, WholeNetworkGradientsMatchFiniteDifferences) {
   }
 }
 
+// The same with every structural mitigation at once: residual branches of 2 blocks with a
+// projection (input width 3 -> 5) and alpha 0.7, batch norm before the activation, layer norm
+// at each branch's start (pre-norm) and RMS norm after each merge (post-norm).
+TEST(Engine, ResidualAndNormGradientsMatchFiniteDifferences) {
+  const auto sim = resolved(
+      "base { network { depth: 5 width: 5 input_width: 3 activation { name: \"tanh\" } }"
+      " init { params { name: \"bias_std\" number: 0.3 } } loss { name: \"mse\" } batch: 6"
+      " mitigations { name: \"residual\" params { name: \"span\" number: 2 } params { name: \"alpha\" number: 0.7 } }"
+      " mitigations { name: \"batch_norm\" }"
+      " mitigations { name: \"layer_norm\" params { name: \"placement\" text: \"residual_pre\" } }"
+      " mitigations { name: \"rms_norm\" params { name: \"placement\" text: \"residual_post\" } } }");
+  Engine<double> engine(sim, test::builtins());
+  engine.forward();
+  engine.backward();
+  auto params = engine.params();
+  int projections = 0;
+  Rng rng(3);
+  for (auto& p : params) {
+    projections += p.name == "P";
+    if (p.role == ParamRole::fixed_init) rng.fill_normal(*p.value);  // check away from gamma = 1, beta = 0
+  }
+  EXPECT_EQ(projections, 1);  // only the first branch changes width
+  engine.forward();
+  engine.backward();
+  for (auto& p : params) {
+    const Matrix<double> analytic = *p.grad;
+    const Matrix<double> numeric = numeric_gradient([&] { return engine.forward(); }, *p.value);
+    EXPECT_LT(relative_error(analytic, numeric), 1e-6) << p.name << " of block " << p.block;
+  }
+  const Matrix<double> dx = engine.input_grad();
+  EXPECT_LT(relative_error(dx, numeric_gradient([&] { return engine.forward(); }, engine.input())), 1e-6);
+}
+
 TEST(Engine, RecordsOneLayerPerBlockWithConsistentNorms) {
   const auto t = run(resolved("base { network { depth: 6 width: 8 activation { name: \"relu\" } } }"));
   ASSERT_EQ(t.layers_size(), 6);
