@@ -147,7 +147,7 @@ bool Engine<T>::backward() {
     auto& b = blocks_[n.block];
     if (j + 1 == b.end) {  // d = dL/d(output of block n.block): the block boundary
       for (auto& m : mitigations_) m->backward_boundary(n.block, d_);
-      b.act_grad_norm = stats_of(d_).norm();
+      b.act_grad = stats_of(d_);
     }
     if (!n.layer) {  // y = P(x_s) + alpha * F:  dF = alpha dy,  dx_s += P^T dy
       if (n.projection) n.projection->backward(d_, skip_grad_);
@@ -218,19 +218,17 @@ void Engine<T>::record(v1::SimTrace& out) const {
     auto& l = *out.add_layers();
     l.set_index(std::uint32_t(i));
     l.set_grad_norm(b.grad.norm());
-    l.set_act_grad_norm(b.act_grad_norm);
-    Stats w;  // all weight gradients of the block together
-    double b2 = 0;
-    for (const auto* p : by_block[i]) {
-      const Stats s = stats_of(*p->grad);
-      if (p->role == ParamRole::weight) w.merge(s);
-      else if (p->role == ParamRole::bias) b2 += s.norm() * s.norm();
-    }
-    w.to_proto(*l.mutable_weight_grad());
+    l.set_act_grad_norm(b.act_grad.norm());
+    Stats w, bias;  // all weight (bias) gradients of the block together
+    for (const auto* p : by_block[i])
+      if (p->role != ParamRole::fixed_init) (p->role == ParamRole::weight ? w : bias).merge(stats_of(*p->grad));
     l.set_weight_grad_norm(w.norm());
-    l.set_bias_grad_norm(std::sqrt(b2));
+    l.set_bias_grad_norm(bias.norm());
+    w.to_proto(*l.mutable_weight_grad());
+    bias.to_proto(*l.mutable_bias_grad());
     b.out.to_proto(*l.mutable_output());
     b.grad.to_proto(*l.mutable_grad());
+    b.act_grad.to_proto(*l.mutable_act_grad());
     if (b.out.nonfinite() && !out.has_forward_overflow_layer()) out.set_forward_overflow_layer(std::uint32_t(i));
   }
   for (std::size_t i = blocks_.size(); i-- > 0;) {  // the order the gradient travels

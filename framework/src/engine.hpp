@@ -56,8 +56,7 @@ class Engine {
   };
   struct Block {
     std::size_t end = 0;  // index of the value the block outputs
-    Stats out, grad;      // of its output (forward) and of dL/dh (backward)
-    double act_grad_norm = 0;
+    Stats out, grad, act_grad;  // of its output (forward), dL/dh and dL/da (backward)
   };
   void add_node(std::unique_ptr<Layer<T>> layer, std::size_t block, bool main = false);
   void add_inserts(Site site, std::size_t block, std::size_t width, std::size_t depth);

@@ -22,6 +22,7 @@ class RunSummary {
     std::uint64_t index;
     std::string label, status;
     std::vector<double> grad_norms;
+    std::string flags;  // where the gradient overflowed or underflowed, if it did
   };
   std::vector<Row> rows_;
 };

@@ -7,7 +7,7 @@ struct LeakyRelu {
     return {gradsim::ParamDecl::real("slope", 0.01, 0.0, 1.0, "slope for x < 0")};
   }
   explicit LeakyRelu(const gradsim::Params& p) : slope(p.number("slope")) {}
-  template <class T> T f(T x) const { return x > T(0) ? x : T(slope) * x; }
+  template <class T> T f(T x) const { return x < T(0) ? T(slope) * x : x; }  // NaN stays NaN
   template <class T> T df(T x) const { return x > T(0) ? T(1) : T(slope); }
   double slope;
 };

@@ -145,6 +145,48 @@ TEST(Initializer, GaussianHasTheVarianceItPromises) {
   EXPECT_NEAR(std::sqrt(b.squaredNorm() / double(b.size())) / 0.25, 1.0, 5 / std::sqrt(2.0 * double(b.size())));
 }
 
+Eigen::MatrixXd draw(const std::string& init, std::vector<std::pair<std::string, Params::Value>> params,
+                     Eigen::Index rows, Eigen::Index cols, ParamRole role = ParamRole::weight) {
+  const auto& info = *test::builtins().get(Kind::initializer, init).info;
+  Params p = defaults(info);
+  for (auto& [k, v] : params) p.set(k, v);
+  Rng rng(13);
+  Eigen::MatrixXd W(rows, cols);
+  info.initializer(p)->fill(role, std::size_t(rows), std::size_t(cols), W, rng);
+  return W;
+}
+
+// Sample std within 5 standard errors (relative standard error of a std from n draws: 1/sqrt(2n)).
+void expect_std(const Eigen::MatrixXd& W, double std, const std::string& what) {
+  const double n = double(W.size());
+  EXPECT_NEAR(std::sqrt(W.squaredNorm() / n) / std, 1.0, 5 / std::sqrt(2 * n)) << what;
+}
+
+TEST(Initializer, XavierAndHeHaveTheVarianceTheyPromise) {
+  expect_std(draw("xavier", {}, 300, 500), std::sqrt(2.0 / 800), "xavier normal");
+  expect_std(draw("xavier", {{"distribution", {0, "uniform"}}}, 300, 500), std::sqrt(2.0 / 800), "xavier uniform");
+  expect_std(draw("he", {}, 300, 500), std::sqrt(2.0 / 300), "he relu fan_in");
+  expect_std(draw("he", {{"mode", {0, "fan_out"}}}, 300, 500), std::sqrt(2.0 / 500), "he relu fan_out");
+  expect_std(draw("he", {{"nonlinearity", {0, "tanh"}}, {"distribution", {0, "uniform"}}}, 300, 500),
+             5.0 / 3 / std::sqrt(300.0), "he tanh uniform");
+  const auto U = draw("he", {{"distribution", {0, "uniform"}}}, 300, 500);
+  EXPECT_LE(U.cwiseAbs().maxCoeff(), std::sqrt(2.0 / 300) * std::sqrt(3.0));  // U(-b, b), b = std sqrt 3
+  EXPECT_TRUE(draw("he", {}, 3, 4, ParamRole::bias).isZero());
+}
+
+TEST(Initializer, OrthogonalIsExactlyOrthogonalInAnyShape) {
+  for (auto [rows, cols] : {std::pair{64, 64}, std::pair{80, 30}, std::pair{30, 80}}) {
+    const auto W = draw("orthogonal", {{"gain", {2.5, ""}}}, rows, cols);
+    const Eigen::MatrixXd gram = rows >= cols ? Eigen::MatrixXd(W.transpose() * W) : Eigen::MatrixXd(W * W.transpose());
+    EXPECT_LT((gram - 6.25 * Eigen::MatrixXd::Identity(gram.rows(), gram.cols())).cwiseAbs().maxCoeff(), 1e-12)
+        << rows << "x" << cols;
+  }
+}
+
+TEST(Initializer, IdentityIsScaledIdentity) {
+  EXPECT_TRUE(draw("identity", {{"gain", {0.5, ""}}}, 4, 6).isApprox(0.5 * Eigen::MatrixXd::Identity(4, 6)));
+}
+
 // linear_probe promises E ||dL/dy||^2 = 1 for any output shape: over 400 seeds the mean of
 // ||V||^2 (each a chi-square/n with n = batch*width) has standard error sqrt(2/(n*400)).
 TEST(Loss, LinearProbeGradientHasUnitExpectedNorm) {

@@ -79,6 +79,16 @@ TEST(Engine, ResidualAndNormGradientsMatchFiniteDifferences) {
   EXPECT_LT(relative_error(dx, numeric_gradient([&] { return engine.forward(); }, engine.input())), 1e-6);
 }
 
+// Closed form: in a deep linear network with orthogonal square weights of gain g,
+// dL/dh_i = dL/dh_{i+1} W^T and ||v W^T|| = g ||v|| for every row v, so each layer multiplies
+// the gradient norm by exactly g (up to rounding).
+TEST(Engine, OrthogonalLinearNetScalesTheGradientByExactlyTheGain) {
+  const auto t = run(resolved("base { network { depth: 12 width: 16 activation { name: \"linear\" } }"
+                              " init { name: \"orthogonal\" params { name: \"gain\" number: 1.5 } } }"));
+  for (int i = 0; i + 1 < 12; ++i)
+    EXPECT_NEAR(t.layers(i).grad_norm() / t.layers(i + 1).grad_norm(), 1.5, 1e-12) << i;
+}
+
 TEST(Engine, RecordsOneLayerPerBlockWithConsistentNorms) {
   const auto t = run(resolved("base { network { depth: 6 width: 8 activation { name: \"relu\" } } }"));
   ASSERT_EQ(t.layers_size(), 6);

@@ -1,0 +1,171 @@
+// Every spec shipped in sims/ runs, and shows the outcome its comment promises. Expected
+// values come from theory or from the number formats' own limits; tolerances are stated.
+#include <gmock/gmock.h>
+
+#include <cmath>
+#include <map>
+
+#include "../common.hpp"
+#include "report.hpp"
+#include "spec.hpp"
+#include "stats.hpp"
+#include "sweep.hpp"
+
+namespace gradsim {
+namespace {
+
+std::vector<v1::SimTrace> run_sim(const std::string& name) {
+  const auto spec = read_spec(std::string(GRADSIM_SIMS_DIR) + "/" + name);
+  const auto v = validate(spec, test::builtins());
+  std::vector<v1::SimTrace> out;
+  run_sweep(spec, test::builtins(), v.count, 0, [&](const v1::SimTrace& t) { out.push_back(t); });
+  for (const auto& t : out) EXPECT_EQ(t.status(), v1::SimTrace::OK) << name << ": " << t.message();
+  return out;
+}
+
+double log_ratio(const v1::SimTrace& t) {
+  std::vector<double> g;
+  for (const auto& l : t.layers()) g.push_back(l.grad_norm());
+  return log10_first_over_last(g);
+}
+
+// Groups by label (the axis values); replicas of a point share its label.
+std::map<std::string, std::vector<const v1::SimTrace*>> by_label(const std::vector<v1::SimTrace>& ts) {
+  std::map<std::string, std::vector<const v1::SimTrace*>> out;
+  for (const auto& t : ts) out[t.spec().label()].push_back(&t);
+  return out;
+}
+
+TEST(Sims, DefaultReluHeIsLevelAndGainOneVanishes) {
+  const auto ts = run_sim("default.textproto");
+  ASSERT_EQ(ts.size(), 4u);
+  EXPECT_NEAR(log_ratio(ts[2]), 49 * std::log10(1 / std::sqrt(2.0)), 0.9);  // relu, gain 1
+  EXPECT_NEAR(log_ratio(ts[3]), 0.0, 0.9);                                  // relu, He
+}
+
+// relu: E|dL/dh|^2 is multiplied by gain^2/2 per layer, so log10(first/last) = 49 log10(gain/sqrt 2).
+// Tolerance 0.9 = 5 standard deviations of one seed's value (0.18 over 30 seeds at width 128).
+// relu is positively homogeneous: with shared seeds, scaling every weight by c scales block
+// i's dL/dh by exactly c^(49 - i), so the differences between gains are exact.
+TEST(Sims, ActivationsVanishOrExplodeAsTheoryPredicts) {
+  const auto ts = run_sim("activations.textproto");
+  ASSERT_EQ(ts.size(), 9u);
+  const double gains[] = {1.0, std::sqrt(2.0), 2.0};
+  for (int g = 0; g < 3; ++g) {
+    EXPECT_LT(log_ratio(ts[g]), -10) << "sigmoid gain " << gains[g];
+    EXPECT_NEAR(log_ratio(ts[6 + g]), 49 * std::log10(gains[g] / std::sqrt(2.0)), 0.9) << "relu gain " << gains[g];
+    EXPECT_NEAR(log_ratio(ts[6 + g]) - log_ratio(ts[6]), 49 * std::log10(gains[g]), 1e-9) << "relu homogeneity";
+  }
+  EXPECT_LT(log_ratio(ts[3]), -0.3);  // tanh, gain 1: mild vanishing
+  EXPECT_GT(log_ratio(ts[3]), -3);
+}
+
+// none: (depth-1) log10(1/sqrt 2). layer norm: level. batch norm: log10(first/last) grows by
+// 0.5 log10(pi/(pi-1)) = 0.083 per layer (Yang et al. 2019); we compare the slope between
+// depths 25 and 50, averaged over the 4 replicas (seed-to-seed spread of one slope: about
+// 0.01), with a tolerance of 25 %.
+TEST(Sims, BatchNormExplodesWithDepthLayerNormDoesNot) {
+  const auto traces = run_sim("normalization.textproto");
+  const auto groups = by_label(traces);
+  auto mean = [&](const std::string& norm, int depth) {
+    const auto& g = groups.at("mitigations[0].name=" + norm + " network.depth=" + std::to_string(depth));
+    EXPECT_EQ(g.size(), 4u);
+    double s = 0;
+    for (const auto* t : g) s += log_ratio(*t);
+    return s / double(g.size());
+  };
+  for (int depth : {10, 25, 50}) {
+    EXPECT_NEAR(mean("", depth), (depth - 1) * std::log10(1 / std::sqrt(2.0)), 0.9) << depth;
+    EXPECT_NEAR(mean("layer_norm", depth), 0.0, 0.5) << depth;
+  }
+  const double slope = (mean("batch_norm", 50) - mean("batch_norm", 25)) / 25;
+  EXPECT_NEAR(slope, 0.5 * std::log10(M_PI / (M_PI - 1)), 0.25 * 0.5 * std::log10(M_PI / (M_PI - 1)));
+  EXPECT_GT(mean("batch_norm", 50), 2.5);
+}
+
+TEST(Sims, ResidualShortcutsUndoVanishingAndAlphaControlsExplosion) {
+  const auto ts = run_sim("residual.textproto");
+  ASSERT_EQ(ts.size(), 8u);  // activation x {none, residual} x alpha rule
+  EXPECT_LT(log_ratio(ts[0]), -20);               // sigmoid, no shortcut: vanishing
+  EXPECT_NEAR(log_ratio(ts[2]), 0.0, 1.5);         // sigmoid + residual
+  EXPECT_NEAR(log_ratio(ts[3]), 0.0, 1.5);
+  EXPECT_NEAR(log_ratio(ts[4]), 0.0, 0.9);         // relu He, no shortcut: level
+  EXPECT_GT(log_ratio(ts[6]), 59 * std::log10(std::sqrt(2.0)) - 1);  // alpha 1: explodes
+  EXPECT_NEAR(log_ratio(ts[7]), 0.0, 1.0);         // alpha 1/sqrt(60): level
+  EXPECT_EQ(log_ratio(ts[0]), log_ratio(ts[1]));   // the alpha rule does nothing without shortcuts
+}
+
+TEST(Sims, ClippingBoundsWhatTheOptimiserSees) {
+  const auto ts = run_sim("clipping.textproto");
+  ASSERT_EQ(ts.size(), 4u);
+  auto finite_training = [](const v1::SimTrace& t) {
+    return std::all_of(t.steps().begin(), t.steps().end(),
+                       [](const auto& s) { return std::isfinite(s.loss()) && std::isfinite(s.param_grad_norm()); });
+  };
+  EXPECT_GT(ts[0].steps(0).param_grad_norm(), 1e6);
+  EXPECT_FALSE(finite_training(ts[0]));  // unclipped: diverges
+  for (const auto& s : ts[1].steps()) EXPECT_NEAR(s.param_grad_norm(), 1.0, 1e-9);
+  for (const auto& s : ts[2].steps()) EXPECT_LE(s.param_grad_norm(), std::sqrt(20.0) * (1 + 1e-9));
+  for (const auto& l : ts[3].layers()) EXPECT_LE(l.weight_grad().max_abs(), 1.0);
+  for (int i = 1; i < 4; ++i) {
+    EXPECT_TRUE(finite_training(ts[i])) << ts[i].spec().label();
+    EXPECT_EQ(ts[i].steps_size(), 10);
+    EXPECT_GT(ts[i].events_size(), 0);
+    for (const auto& e : ts[i].events()) EXPECT_TRUE(e.fired() || e.before() <= 1.0);
+  }
+  EXPECT_GT(log_ratio(ts[1]), 2);  // clipping does not make the backward signal level
+}
+
+// The gain chain in format T: where the gradient must overflow (g = 10) or become exactly 0
+// (g = 0.1), derived twice from the format itself. Exactly: repeat the engine's own operation
+// (x * T(g), rounded in T) on the largest entry m of the gradient entering the chain, counting
+// steps until it is inf (0). Approximately: from numeric_limits, k = log(limit / m) / log(g)
+// (the limit is max() for overflow, denorm_min()/2 for underflow, where rounding gives 0).
+template <class T>
+void check_chain(const v1::SimTrace& t, double g, bool overflow) {
+  const int depth = t.layers_size();
+  const T m = T(t.layers(depth - 1).grad().max_abs());  // exact: it was a T value
+  int k = 0;
+  for (T v = m; overflow ? !std::isinf(to_double(v)) : v != T(0); v = v * T(g)) ++k;
+  const int expected_layer = depth - 1 - k;
+  const double log_limit = overflow ? std::log(to_double(std::numeric_limits<T>::max()))
+                                    : std::log(to_double(std::numeric_limits<T>::denorm_min())) - std::log(2.0);
+  const double k_approx = (log_limit - std::log(to_double(m))) / std::log(g);
+  SCOPED_TRACE(v1::DType_Name(t.spec().dtype()));
+  ASSERT_TRUE(overflow ? t.has_grad_overflow_layer() : t.has_grad_underflow_layer());
+  const int layer = int(overflow ? t.grad_overflow_layer() : t.grad_underflow_layer());
+  EXPECT_EQ(layer, expected_layer);
+  // Within 3 blocks of the closed form (rounding of g itself: bfloat16's 0.1 is 0.10009765625).
+  EXPECT_NEAR(depth - 1 - layer, k_approx, 3);
+}
+
+TEST(Sims, GainChainOverflowsWhereEachFormatsLimitSays) {
+  const auto ts = run_sim("gain_chain.textproto");
+  ASSERT_EQ(ts.size(), 4u);
+  check_chain<double>(ts[0], 10, true);
+  check_chain<float>(ts[1], 10, true);
+  check_chain<bfloat16>(ts[2], 10, true);
+  check_chain<float16>(ts[3], 10, true);
+  // Ordered by range: float16 first, float32 and bfloat16 (same exponent range) together, float64 last.
+  EXPECT_GT(ts[3].grad_overflow_layer(), ts[1].grad_overflow_layer());
+  EXPECT_EQ(ts[1].grad_overflow_layer(), ts[2].grad_overflow_layer());
+  EXPECT_GT(ts[1].grad_overflow_layer(), ts[0].grad_overflow_layer());
+}
+
+TEST(Sims, GainChainUnderflowsThroughTheSubnormals) {
+  const auto ts = run_sim("gain_chain_underflow.textproto");
+  ASSERT_EQ(ts.size(), 4u);
+  check_chain<double>(ts[0], 0.1, false);
+  check_chain<float>(ts[1], 0.1, false);
+  check_chain<bfloat16>(ts[2], 0.1, false);
+  check_chain<float16>(ts[3], 0.1, false);
+  // On the way down the gradient passed through subnormal values in every format.
+  for (const auto& t : ts) {
+    std::uint64_t subnormal = 0;
+    for (const auto& l : t.layers()) subnormal += l.grad().subnormal();
+    EXPECT_GT(subnormal, 0u) << v1::DType_Name(t.spec().dtype());
+  }
+}
+
+}  // namespace
+}  // namespace gradsim
