@@ -11,12 +11,13 @@ cmake -S "$src/plugins/examples" -B "$tmp/cube" -G Ninja -DCMAKE_BUILD_TYPE=Rele
   -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cube" >/dev/null
 gs="$tmp/prefix/bin/gradsim"
-"$gs" plugins | grep -q "activation relu"
-"$gs" --plugin-dir "$tmp/cube" plugins | grep -q "activation cube .*gradsim-cube.so 1.0.0"
+# (output captured first: grep -q would stop reading early and fail the pipe)
+grep -q "activation relu" <<<"$("$gs" plugins)"
+grep -q "activation cube .*gradsim-cube.so 1.0.0" <<<"$("$gs" --plugin-dir "$tmp/cube" plugins)"
 cat > "$tmp/cube.textproto" <<'SPEC'
 base { network { depth: 3 width: 8 activation { name: "cube" } } }
 SPEC
 "$gs" --plugin-dir "$tmp/cube" run "$tmp/cube.textproto" -o "$tmp/t.pb" -q
-"$gs" inspect "$tmp/t.pb" | grep -q "3 x dense(8) + cube"
+grep -q "3 x dense(8) + cube" <<<"$("$gs" inspect "$tmp/t.pb")"
 (cd "$tmp" && "$gs" run -q -o default.pb)   # the default spec, from the installed share/
 echo "install test: ok"
