@@ -18,15 +18,15 @@ class Dense final : public gradsim::Layer<T> {
 
   void forward(const gradsim::Matrix<T>& x, gradsim::Matrix<T>& h) override {
     x_ = &x;  // the engine keeps x alive until backward()
-    h.noalias() = x * W_;
+    gradsim::matmul(x, W_, h);
     if (bias_) h.rowwise() += b_.row(0);
   }
 
   // h = x W + b  =>  dW += x^T dh,  db += sum over rows of dh,  dx = dh W^T.
   void backward(const gradsim::Matrix<T>& dh, gradsim::Matrix<T>& dx) override {
-    dW_.noalias() += x_->transpose() * dh;
+    gradsim::matmul(x_->transpose(), dh, dW_, /*accumulate=*/true);
     if (bias_) db_ += dh.colwise().sum();
-    dx.noalias() = dh * W_.transpose();
+    gradsim::matmul(dh, W_.transpose(), dx);
   }
 
   std::vector<gradsim::ParamRef<T>> params() override {

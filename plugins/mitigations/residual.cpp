@@ -13,10 +13,10 @@ class Projection final : public gradsim::Layer<T> {
  public:
   Projection(std::size_t fan_in, std::size_t fan_out)
       : fan_in_(fan_in), fan_out_(fan_out), W_(gradsim::Matrix<T>::Zero(fan_in, fan_out)), dW_(W_) {}
-  void forward(const gradsim::Matrix<T>& x, gradsim::Matrix<T>& h) override { x_ = &x, h.noalias() = x * W_; }
+  void forward(const gradsim::Matrix<T>& x, gradsim::Matrix<T>& h) override { x_ = &x, gradsim::matmul(x, W_, h); }
   void backward(const gradsim::Matrix<T>& dh, gradsim::Matrix<T>& dx) override {
-    dW_.noalias() += x_->transpose() * dh;
-    dx.noalias() = dh * W_.transpose();
+    gradsim::matmul(x_->transpose(), dh, dW_, /*accumulate=*/true);
+    gradsim::matmul(dh, W_.transpose(), dx);
   }
   std::vector<gradsim::ParamRef<T>> params() override {
     return {{"P", gradsim::ParamRole::weight, fan_in_, fan_out_, &W_, &dW_}};

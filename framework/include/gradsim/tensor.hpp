@@ -37,6 +37,23 @@ GRADSIM_SCALAR_FN(sqrt)
 #undef GRADSIM_SCALAR_FN
 }  // namespace fn
 
+/// c = a b, or c += a b with `accumulate`; a and b may be transposed views (x.transpose()).
+/// float64 and float32: a plain Eigen product. bfloat16 and float16: the product is computed
+/// and accumulated in float32 and the result rounded to T once, as GPU libraries and PyTorch do
+/// for these formats (Eigen's own emulated product would round after every multiply-add, and
+/// is 20-50x slower). Layers should use it for their products.
+template <class T, class A, class B>
+void matmul(const A& a, const B& b, Matrix<T>& c, bool accumulate = false) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (accumulate) c.noalias() += a * b;
+    else c.noalias() = a * b;
+  } else {
+    Matrix<float> p = a.template cast<float>() * b.template cast<float>();
+    if (accumulate) p += c.template cast<float>();
+    c = p.template cast<T>();
+  }
+}
+
 /// ||m||_F accumulated in float64 whatever T is, so that measuring cannot overflow.
 template <class T>
 double norm_f64(const Matrix<T>& m) {
