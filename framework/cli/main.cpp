@@ -3,8 +3,12 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <atomic>
+#include <csignal>
 #include <iostream>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "error.hpp"
 #include "registry.hpp"
@@ -121,6 +125,75 @@ fs::path spec_or_default(const std::string& spec) {
   return spec.empty() ? default_sims_dir() / kDefaultSpec : fs::path(spec);
 }
 
+// Ctrl-C: stop taking new simulations, let the ones in flight finish and be written. A
+// second Ctrl-C kills at once (the handler restores the default).
+std::atomic<bool> g_stop{false};
+extern "C" void on_interrupt(int) {
+  g_stop = true;
+  std::signal(SIGINT, SIG_DFL);
+}
+
+struct RunArgs {
+  std::string spec, output = "traces.pb", shard;
+  int threads = 0;
+  bool quiet = false, resume = false, progress = false;
+  double stable_band = 1.0;
+};
+
+// "i/N" -> (i, N).
+std::pair<std::uint32_t, std::uint32_t> parse_shard(const std::string& text) {
+  unsigned i = 0, n = 0;
+  char slash = 0;
+  std::istringstream in(text);
+  if (!(in >> i >> slash >> n) || slash != '/' || n == 0 || i >= n || !in.eof())
+    throw Error("--shard " + text + ": expected i/N with 0 <= i < N, e.g. --shard 0/4");
+  return {i, n};
+}
+
+int run(const Registry& registry, const RunArgs& a) {
+  const auto [shard_index, shard_count] = a.shard.empty() ? std::pair{0u, 1u} : parse_shard(a.shard);
+  const SpecFile spec = read_spec(spec_or_default(a.spec));
+  const Validation v = validate(spec, registry);
+  v1::TraceHeader header = make_header(spec, registry, v);
+  if (shard_count > 1) header.set_shard_index(shard_index), header.set_shard_count(shard_count);
+
+  SweepOptions options;
+  options.threads = a.threads, options.stop = &g_stop;
+  options.shard_index = shard_index, options.shard_count = shard_count;
+  std::unique_ptr<TraceWriter> writer;
+  if (a.resume && fs::exists(a.output)) {
+    options.skip = prepare_resume(a.output, header);
+    writer = std::make_unique<TraceWriter>(a.output);
+    std::cerr << "gradsim: resuming " << a.output << " after " << options.skip << " simulations\n";
+  } else {
+    writer = std::make_unique<TraceWriter>(a.output, header);
+  }
+  const std::uint64_t total = shard_size(v.count, shard_index, shard_count);
+  Progress progress(total, options.skip, a.progress || isatty(STDERR_FILENO));
+  RunSummary summary(a.stable_band);
+  std::uint64_t done = options.skip, failed = 0;
+  std::signal(SIGINT, on_interrupt);
+  const auto counts = run_sweep(spec, registry, v.count, options, [&](const v1::SimTrace& t) {
+    writer->append(t);
+    if (!a.quiet) summary.add(t);
+    failed += t.status() != v1::SimTrace::OK;
+    progress.update(++done, failed);
+  });
+  std::signal(SIGINT, SIG_DFL);
+  progress.finish();
+  if (!a.quiet) summary.print(std::cout);
+  std::cout << "wrote " << a.output << ": " << counts.ok << " ok, " << counts.failed << " failed";
+  if (options.skip) std::cout << " (after " << options.skip << " from before)";
+  std::cout << '\n';
+  if (counts.interrupted) {
+    std::cerr << "gradsim: interrupted after " << done << " of " << total << " simulations; " << a.output
+              << " holds them all. Finish with: gradsim run " << (a.spec.empty() ? "" : a.spec + " ") << "-o "
+              << a.output << (a.shard.empty() ? "" : " --shard " + a.shard) << " --resume\n";
+    return 130;
+  }
+  return counts.failed ? 2 : 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -130,15 +203,20 @@ int main(int argc, char** argv) try {
   std::vector<std::string> plugin_dirs;
   app.add_option("--plugin-dir", plugin_dirs, "also load gradsim-* plugins from DIR (repeatable)");
 
-  std::string spec, output = "traces.pb", traces;
-  int threads = 0;
-  bool json = false, quiet = false;
+  RunArgs ra;
+  std::string spec, traces, merged;
+  std::vector<std::string> shard_files;
+  bool json = false;
   long only_sim = -1;
-  auto* run = app.add_subcommand("run", "simulate the networks of a spec and write a traces file");
-  run->add_option("spec", spec, "spec file (.textproto or .json); default: the demo in sims/");
-  run->add_option("-o,--output", output, "traces file to write")->capture_default_str();
-  run->add_option("--threads", threads, "threads (0: all cores)")->capture_default_str();
-  run->add_flag("-q,--quiet", quiet, "print no summary");
+  auto* run_cmd = app.add_subcommand("run", "simulate the networks of a spec and write a traces file");
+  run_cmd->add_option("spec", ra.spec, "spec file (.textproto or .json); default: the demo in sims/");
+  run_cmd->add_option("-o,--output", ra.output, "traces file to write")->capture_default_str();
+  run_cmd->add_option("--threads", ra.threads, "threads (0: all cores)")->capture_default_str();
+  run_cmd->add_option("--shard", ra.shard, "run only simulations i, i+N, i+2N, ... (i/N); join with `gradsim merge`");
+  run_cmd->add_flag("--resume", ra.resume, "continue the traces file of an interrupted run of the same spec");
+  run_cmd->add_flag("--progress", ra.progress, "show the progress line even when stderr is not a terminal");
+  run_cmd->add_option("--stable-band", ra.stable_band, "|log10(first/last)| up to this is 'stable'")->capture_default_str();
+  run_cmd->add_flag("-q,--quiet", ra.quiet, "print no summary");
   auto* validate_cmd = app.add_subcommand("validate", "check a spec without running it");
   validate_cmd->add_option("spec", spec, "spec file; default: the demo in sims/");
   auto* plugins = app.add_subcommand("plugins", "list every plugin found, with its parameters");
@@ -147,14 +225,19 @@ int main(int argc, char** argv) try {
   inspect->add_option("traces", traces, "traces file")->required();
   inspect->add_flag("--json", json, "one JSON object per simulation (protobuf's JSON mapping)");
   inspect->add_option("--sim", only_sim, "show only this simulation index");
+  auto* merge = app.add_subcommand("merge", "join the files of `run --shard i/N` into one");
+  merge->add_option("shards", shard_files, "the shard files, in any order")->required();
+  merge->add_option("-o,--output", merged, "the joined traces file")->required();
   CLI11_PARSE(app, argc, argv);
 
   if (*inspect) {
     TraceReader reader(traces);
     const auto& h = reader.header();
     if (!json)
-      std::cout << traces << ": gradsim " << h.gradsim_version() << ", spec " << h.spec_source()
-                << ", " << h.num_sims() << " simulations\n";
+      std::cout << traces << ": gradsim " << h.gradsim_version() << ", spec " << h.spec_source() << ", "
+                << h.num_sims() << " simulation" << (h.num_sims() == 1 ? "" : "s")
+                << (h.shard_count() > 1 ? ", shard " + std::to_string(h.shard_index()) + "/" + std::to_string(h.shard_count()) : "")
+                << '\n';
     v1::SimTrace t;
     google::protobuf::util::JsonPrintOptions opts;
     opts.preserve_proto_field_names = true;
@@ -173,27 +256,24 @@ int main(int argc, char** argv) try {
                 << " (byte " << reader.good_bytes() << "); the records before it are complete\n";
     return 0;
   }
+  if (*merge) {
+    std::vector<fs::path> files(shard_files.begin(), shard_files.end());
+    std::cout << "wrote " << merged << ": " << merge_shards(files, merged) << " simulations\n";
+    return 0;
+  }
 
   const Registry registry = load_plugins(plugin_dirs);
   if (*plugins) {
     list_plugins(registry, json);
     return 0;
   }
-  const SpecFile spec_file = read_spec(spec_or_default(spec));
-  const Validation v = validate(spec_file, registry);
   if (*validate_cmd) {
+    const SpecFile spec_file = read_spec(spec_or_default(spec));
+    const Validation v = validate(spec_file, registry);
     std::cout << spec_file.source << ": ok, " << v.count << " simulation" << (v.count == 1 ? "" : "s") << '\n';
     return 0;
   }
-  TraceWriter writer(output, make_header(spec_file, registry, v));
-  RunSummary summary;
-  const auto counts = run_sweep(spec_file, registry, v.count, threads, [&](const v1::SimTrace& t) {
-    writer.append(t);
-    if (!quiet) summary.add(t);
-  });
-  if (!quiet) summary.print(std::cout);
-  std::cout << "wrote " << output << ": " << counts.ok << " ok, " << counts.failed << " failed\n";
-  return counts.failed ? 2 : 0;
+  return run(registry, ra);
 } catch (const std::exception& e) {
   return report_error(e.what());
 }

@@ -15,6 +15,11 @@ std::string fmt(const char* format, double v) {
   return buf;
 }
 
+std::string pad(std::string s, std::size_t width) {
+  if (s.size() < width) s.resize(width, ' ');
+  return s;
+}
+
 std::string status_text(const v1::SimTrace& t) {
   return t.status() == v1::SimTrace::OK ? "ok" : "FAILED: " + t.message();
 }
@@ -27,25 +32,44 @@ double log10_first_over_last(const std::vector<double>& g) {
   return g.empty() ? NAN : std::log10(g.front() / g.back());
 }
 
-void RunSummary::add(const v1::SimTrace& t) {
-  Row r{t.index(), t.spec().label(), status_text(t), {}, ""};
-  for (const auto& l : t.layers()) r.grad_norms.push_back(l.grad_norm());
-  if (t.has_grad_overflow_layer()) r.flags += " grad overflow@" + std::to_string(t.grad_overflow_layer());
-  if (t.has_grad_underflow_layer()) r.flags += " grad underflow@" + std::to_string(t.grad_underflow_layer());
-  rows_.push_back(std::move(r));
+std::string verdict(double m, double band) {
+  if (std::isnan(m)) return "non-finite";
+  return m < -band ? "vanishing" : m > band ? "exploding" : "stable";
 }
 
-void RunSummary::print(std::ostream& os, std::size_t max_columns) const {
-  os << "sim  log10(|dL/dh| first/last)  status  label\n";
-  for (const auto& r : rows_)
-    os << fmt("%-4.0f ", double(r.index)) << fmt("%+25.2f", log10_first_over_last(r.grad_norms))
-       << "  " << r.status << r.flags << "  " << r.label << '\n';
+void RunSummary::add(const v1::SimTrace& t) {
+  auto [it, fresh] = group_of_.try_emplace(t.spec().label(), groups_.size());
+  if (fresh) groups_.push_back({t.spec().label(), {}, 0, 0, 0});
+  auto& g = groups_[it->second];
+  std::vector<double> norms;
+  for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
+  if (t.status() != v1::SimTrace::OK) ++g.failed;
+  else g.ratios.push_back(log10_first_over_last(norms));
+  g.overflowed += t.has_grad_overflow_layer(), g.underflowed += t.has_grad_underflow_layer();
+  if (columns_.size() < columns_max_ && !norms.empty()) columns_.push_back({t.index(), std::move(norms)});
+}
+
+void RunSummary::print(std::ostream& os) const {
+  os << "  n  log10(|dL/dh| first/last): median [min, max]  verdict     configuration\n";
+  for (const auto& g : groups_) {
+    std::vector<double> r = g.ratios;
+    std::sort(r.begin(), r.end(), [](double a, double b) { return a < b || (std::isnan(b) && !std::isnan(a)); });
+    const double median = r.empty() ? NAN : r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
+    std::string notes;
+    if (g.failed) notes += " " + std::to_string(g.failed) + " failed";
+    if (g.overflowed) notes += " " + std::to_string(g.overflowed) + " overflowed";
+    if (g.underflowed) notes += " " + std::to_string(g.underflowed) + " underflowed";
+    os << fmt("%3.0f", double(g.ratios.size() + g.failed)) << fmt("  %+27.2f", median)
+       << (r.empty() ? std::string(17, ' ') : fmt(" [%+6.2f,", r.front()) + fmt(" %+6.2f]", r.back()))
+       << "  " << pad(r.empty() ? "failed" : verdict(median, band_), 10) << "  "
+       << (g.label.empty() ? "(base)" : g.label) << notes << '\n';
+  }
+  os << "verdict: |median| <= " << band_ << " stable (--stable-band), below vanishing, above exploding\n";
   std::size_t depth = 0;
-  for (const auto& r : rows_) depth = std::max(depth, r.grad_norms.size());
+  for (const auto& c : columns_) depth = std::max(depth, c.grad_norms.size());
   if (depth == 0) return;
-  const std::size_t cols = std::min(max_columns, rows_.size());
   os << "\n|dL/dh| by layer (layer 0 is next to the input; gradients flow from the last)\nlayer";
-  for (std::size_t c = 0; c < cols; ++c) os << fmt("   sim %-4.0f", double(rows_[c].index));
+  for (const auto& c : columns_) os << fmt("   sim %-4.0f", double(c.index));
   os << '\n';
   const std::size_t step = std::max<std::size_t>(1, (depth + 9) / 10);
   std::vector<std::size_t> shown;
@@ -53,14 +77,42 @@ void RunSummary::print(std::ostream& os, std::size_t max_columns) const {
   if (shown.back() != depth - 1) shown.push_back(depth - 1);
   for (std::size_t i : shown) {
     os << fmt("%-5.0f", double(i));
-    for (std::size_t c = 0; c < cols; ++c) {
-      const auto& g = rows_[c].grad_norms;
-      os << (i < g.size() ? fmt("  %9.3e", g[i]) : std::string(11, ' '));
-    }
+    for (const auto& c : columns_) os << (i < c.grad_norms.size() ? fmt("  %9.3e", c.grad_norms[i]) : std::string(11, ' '));
     os << '\n';
   }
-  if (cols < rows_.size())
-    os << "(" << rows_.size() - cols << " more simulations: see `gradsim inspect`)\n";
+}
+
+Progress::Progress(std::uint64_t total, std::uint64_t already_done, bool enabled)
+    : total_(total), start_done_(already_done), enabled_(enabled), start_(Clock::now()), last_(start_) {}
+
+void Progress::update(std::uint64_t done, std::uint64_t failed) {
+  if (!enabled_) return;
+  const auto now = Clock::now();
+  if (drawn_ && now - last_ < std::chrono::milliseconds(200) && done != total_) return;
+  last_ = now;
+  draw(done, failed);
+}
+
+void Progress::draw(std::uint64_t done, std::uint64_t failed) {
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
+  const double rate = elapsed > 0 ? double(done - start_done_) / elapsed : 0;
+  const double eta = rate > 0 ? double(total_ - done) / rate : NAN;
+  auto hms = [](double sec) {
+    if (!std::isfinite(sec)) return std::string("?");
+    const long s = long(sec + 0.5);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, s / 60 % 60, s % 60);
+    return std::string(buf);
+  };
+  std::fprintf(stderr, "\r\033[K%llu/%llu simulations  %.1f sims/s  elapsed %s  ETA %s  failed %llu",
+               (unsigned long long)done, (unsigned long long)total_, rate, hms(elapsed).c_str(),
+               hms(eta).c_str(), (unsigned long long)failed);
+  std::fflush(stderr);
+  drawn_ = true;
+}
+
+void Progress::finish() {
+  if (enabled_ && drawn_) std::fputc('\n', stderr);
 }
 
 namespace {

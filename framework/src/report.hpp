@@ -1,6 +1,9 @@
-// Human-readable tables: the summary `gradsim run` prints, and `gradsim inspect`'s view.
+// Human-readable output: the summary `gradsim run` prints, its live progress line, and
+// `gradsim inspect`'s view of one simulation.
 #pragma once
 
+#include <chrono>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -9,28 +12,59 @@
 
 namespace gradsim {
 
-/// Collects what the end-of-run summary needs from each trace (a few numbers per layer, not
-/// the whole trace), then prints it.
-class RunSummary {
- public:
-  void add(const v1::SimTrace& t);
-  /// One line per simulation, then a table of ||dL/dh|| by layer for up to `max_columns` sims.
-  void print(std::ostream& os, std::size_t max_columns = 6) const;
-
- private:
-  struct Row {
-    std::uint64_t index;
-    std::string label, status;
-    std::vector<double> grad_norms;
-    std::string flags;  // where the gradient overflowed or underflowed, if it did
-  };
-  std::vector<Row> rows_;
-};
-
 /// log10(||dL/dh|| at the first block / at the last block): < 0 vanishing, > 0 exploding.
 double log10_first_over_last(const std::vector<double>& grad_norms);
 
-/// `gradsim inspect`: one simulation, every layer.
+/// "vanishing" if median < -band, "exploding" if median > band, "stable" otherwise
+/// ("non-finite" for NaN). band = 1 means a factor of 10 over the whole depth.
+std::string verdict(double median_log_ratio, double band);
+
+/// The end-of-run summary, grouped by configuration (the axis values; replicas pooled). Keeps
+/// one number per simulation plus the per-layer norms of the first few, not whole traces.
+class RunSummary {
+ public:
+  explicit RunSummary(double stable_band = 1.0, std::size_t layer_columns = 6)
+      : band_(stable_band), columns_max_(layer_columns) {}
+  void add(const v1::SimTrace& t);
+  /// One line per configuration: n, median and range of log10(first/last), verdict; then
+  /// ||dL/dh|| by layer for the first simulations.
+  void print(std::ostream& os) const;
+
+ private:
+  struct Group {
+    std::string label;
+    std::vector<double> ratios;
+    std::uint64_t failed = 0, overflowed = 0, underflowed = 0;
+  };
+  struct Column {
+    std::uint64_t index;
+    std::vector<double> grad_norms;
+  };
+  double band_;
+  std::size_t columns_max_;
+  std::vector<Group> groups_;
+  std::map<std::string, std::size_t> group_of_;
+  std::vector<Column> columns_;
+};
+
+/// The live progress line on stderr: done/total, simulations per second, elapsed, ETA,
+/// failures. Redrawn at most 5 times a second; nothing at all when disabled.
+class Progress {
+ public:
+  Progress(std::uint64_t total, std::uint64_t already_done, bool enabled);
+  void update(std::uint64_t done, std::uint64_t failed);
+  /// Ends the line (leaves the last state visible).
+  void finish();
+
+ private:
+  void draw(std::uint64_t done, std::uint64_t failed);
+  using Clock = std::chrono::steady_clock;
+  std::uint64_t total_, start_done_;
+  bool enabled_, drawn_ = false;
+  Clock::time_point start_, last_;
+};
+
+/// `gradsim inspect`: one simulation, every layer, its events and training steps.
 void print_trace(std::ostream& os, const v1::SimTrace& t);
 
 }  // namespace gradsim

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include <gradsim/tensor.hpp>
@@ -95,17 +96,78 @@ void set_scalar(pb::Message& msg, const pb::FieldDescriptor* fd, double number,
   }
 }
 
-// Which value of each axis simulation `index` takes (last axis fastest, after replicas).
+// The k-th of an axis's `count` range values.
+double range_value(const v1::Range& r, std::uint32_t j) {
+  const double t = r.count() > 1 ? double(j) / double(r.count() - 1) : 0.0;
+  const double v = r.log() ? std::exp(std::log(r.start()) + t * (std::log(r.stop()) - std::log(r.start())))
+                           : r.start() + t * (r.stop() - r.start());
+  return r.integer() ? std::round(v) : v;
+}
+
+std::size_t axis_length(const v1::Axis& a) {
+  return std::size_t(a.numbers_size() + a.texts_size()) + (a.has_range() ? a.range().count() : 0);
+}
+
+// One dimension of the sweep's grid: an axis, or a group of zipped axes moving together.
+struct Dimension {
+  std::vector<int> axes;
+  std::size_t length;
+};
+
+// The grid's dimensions in order (the last varies fastest). Throws SpecError for an axis
+// without values, with two kinds of values, a bad range, or zipped axes of unequal lengths.
+std::vector<Dimension> dimensions(const v1::SweepSpec& sweep) {
+  std::vector<Dimension> dims;
+  std::map<std::string, std::size_t> zip_dim;
+  for (int k = 0; k < sweep.axis_size(); ++k) {
+    const auto& a = sweep.axis(k);
+    const std::string where = "axis[" + std::to_string(k) + "]";
+    const int kinds = (a.numbers_size() > 0) + (a.texts_size() > 0) + a.has_range();
+    if (kinds != 1)
+      throw SpecError(where, "axis '" + a.path() + "' needs exactly one of numbers: [...], texts: [...] or range {...}");
+    if (a.has_range()) {
+      const auto& r = a.range();
+      if (r.count() == 0) throw SpecError(where + ".range", "axis '" + a.path() + "': range.count must be at least 1");
+      if (r.log() && !(r.start() > 0 && r.stop() > 0))
+        throw SpecError(where + ".range", "axis '" + a.path() + "': a log range needs start and stop > 0");
+    }
+    const std::size_t n = axis_length(a);
+    if (a.zip().empty() || !zip_dim.count(a.zip())) {
+      if (!a.zip().empty()) zip_dim[a.zip()] = dims.size();
+      dims.push_back({{k}, n});
+      continue;
+    }
+    auto& d = dims[zip_dim[a.zip()]];
+    if (d.length != n)
+      throw SpecError(where, "axis '" + a.path() + "' has " + std::to_string(n) + " values but the axes zipped as '" +
+                                 a.zip() + "' have " + std::to_string(d.length) + "; zipped axes move together");
+    d.axes.push_back(k);
+  }
+  return dims;
+}
+
+// Which value of each axis simulation `index` takes (last dimension fastest, after replicas).
 std::vector<int> axis_indices(const v1::SweepSpec& sweep, std::uint64_t index) {
   index /= std::max<std::uint32_t>(1, sweep.replicas());
   std::vector<int> out(sweep.axis_size());
-  for (int k = sweep.axis_size() - 1; k >= 0; --k) {
-    const auto& a = sweep.axis(k);
-    const std::uint64_t n = std::max(a.numbers_size(), a.texts_size());
-    out[k] = n ? int(index % n) : 0;
-    index = n ? index / n : index;
+  const auto dims = dimensions(sweep);
+  for (auto d = dims.rbegin(); d != dims.rend(); ++d) {
+    for (int k : d->axes) out[k] = int(index % d->length);
+    index /= d->length;
   }
   return out;
+}
+
+// Where value j of axis k is written, for messages.
+std::string value_path(const v1::Axis& a, int k, int j) {
+  const std::string axis = "axis[" + std::to_string(k) + "]";
+  if (a.has_range()) return axis + ".range";
+  return axis + (a.texts_size() ? ".texts[" : ".numbers[") + std::to_string(j) + "]";
+}
+
+std::string value_text(const v1::Axis& a, int j) {
+  if (a.texts_size()) return a.texts(j);
+  return format_number(a.has_range() ? range_value(a.range(), std::uint32_t(j)) : a.numbers(j));
 }
 
 }  // namespace
@@ -142,7 +204,7 @@ SpecFile read_spec(const std::filesystem::path& file) {
 
 std::uint64_t sim_count(const v1::SweepSpec& sweep) {
   std::uint64_t n = std::max<std::uint32_t>(1, sweep.replicas());
-  for (const auto& a : sweep.axis()) n *= std::uint64_t(std::max(1, std::max(a.numbers_size(), a.texts_size())));
+  for (const auto& d : dimensions(sweep)) n *= d.length;
   return n;
 }
 
@@ -207,27 +269,18 @@ v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index) {
   const auto idx = axis_indices(sweep, index);
   for (int k = 0; k < sweep.axis_size(); ++k) {
     const auto& a = sweep.axis(k);
-    const std::string where = "axis[" + std::to_string(k) + "]";
-    if (a.numbers_size() && a.texts_size())
-      throw SpecError(where, "axis '" + a.path() + "' has both numbers and texts; give one list");
-    if (!a.numbers_size() && !a.texts_size())
-      throw SpecError(where, "axis '" + a.path() + "' has no values; add numbers: [...] or texts: [...]");
     const int j = idx[k];
-    const bool texts = a.texts_size() > 0;
     try {
-      set_field(sim, a.path(), texts ? 0 : a.numbers(j), texts ? &a.texts(j) : nullptr);
+      if (a.texts_size()) set_field(sim, a.path(), 0, &a.texts(j));
+      else set_field(sim, a.path(), a.has_range() ? range_value(a.range(), std::uint32_t(j)) : a.numbers(j), nullptr);
     } catch (const SpecError& e) {
-      throw SpecError(where + (texts ? ".texts[" : ".numbers[") + std::to_string(j) + "]",
-                      "axis '" + a.path() + "': " + e.what());
+      throw SpecError(value_path(a, k, j), "axis '" + a.path() + "': " + e.what());
     }
   }
   if (sim.label().empty()) {  // name the point by its axis values
     std::string label;
-    for (int k = 0; k < sweep.axis_size(); ++k) {
-      const auto& a = sweep.axis(k);
-      label += (k ? " " : "") + a.path() + "=" +
-               (a.texts_size() ? a.texts(idx[k]) : format_number(a.numbers(idx[k])));
-    }
+    for (int k = 0; k < sweep.axis_size(); ++k)
+      label += (k ? " " : "") + sweep.axis(k).path() + "=" + value_text(sweep.axis(k), idx[k]);
     sim.set_label(label);
   }
   // Common random numbers: every configuration of replica r draws from the same seed, so
@@ -407,7 +460,11 @@ Validation validate(const SpecFile& spec, const Registry& registry) {
     fail("base.seed", "base.seed is derived by gradsim from the sweep's seed and the simulation's "
                       "index; set the top-level 'seed' instead");
   Validation out;
-  out.count = sim_count(sweep);
+  try {
+    out.count = sim_count(sweep);
+  } catch (const SpecError& e) {
+    fail(e.path, e.what());
+  }
   for (std::uint64_t i = 0; i < out.count; ++i) {
     v1::SimSpec sim;
     try {
@@ -425,8 +482,7 @@ Validation validate(const SpecFile& spec, const Registry& registry) {
         const auto& a = sweep.axis(k);
         if (e.path == a.path() || e.path.rfind(a.path() + ".", 0) == 0 ||
             a.path().rfind(e.path + ".", 0) == 0)
-          path = "axis[" + std::to_string(k) + "]" +
-                 (a.texts_size() ? ".texts[" : ".numbers[") + std::to_string(idx[k]) + "]";
+          path = value_path(a, k, idx[k]);
       }
       fail(path, e.what());
     }

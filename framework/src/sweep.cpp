@@ -1,5 +1,7 @@
 #include "sweep.hpp"
 
+#include <google/protobuf/util/message_differencer.h>
+
 #include <memory>
 
 #include <tbb/global_control.h>
@@ -9,6 +11,7 @@
 #include <gradsim/version.hpp>
 
 #include "engine.hpp"
+#include "error.hpp"
 #include "trace_io.hpp"
 
 namespace gradsim {
@@ -32,19 +35,28 @@ v1::TraceHeader make_header(const SpecFile& spec, const Registry& registry, cons
   return h;
 }
 
+std::uint64_t shard_size(std::uint64_t count, std::uint32_t index, std::uint32_t shards) {
+  return index < count ? (count - index + shards - 1) / shards : 0;
+}
+
 RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_t count,
-                    int threads, const std::function<void(const v1::SimTrace&)>& writer_fn) {
-  const int n = threads > 0 ? threads : tbb::info::default_concurrency();
+                    const SweepOptions& options, const std::function<void(const v1::SimTrace&)>& write) {
+  const int n = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::size_t(n));
+  const std::uint64_t todo = shard_size(count, options.shard_index, options.shard_count);
   RunCounts counts;
-  std::uint64_t next = 0;
+  std::uint64_t k = options.skip;  // the shard's k-th simulation is index i + k N
   using Trace = std::shared_ptr<v1::SimTrace>;
   tbb::parallel_pipeline(
-      std::size_t(2 * n),  // simulations in flight
+      std::size_t(2 * n),  // simulations in flight: memory is bounded whatever the sweep's length
       tbb::make_filter<void, std::uint64_t>(tbb::filter_mode::serial_in_order,
                                             [&](tbb::flow_control& fc) -> std::uint64_t {
-                                              if (next == count) fc.stop();
-                                              return next++;
+                                              if (k == todo) return fc.stop(), 0;
+                                              if (options.stop && options.stop->load()) {
+                                                counts.interrupted = true;
+                                                return fc.stop(), 0;
+                                              }
+                                              return options.shard_index + options.shard_count * k++;
                                             }) &
           tbb::make_filter<std::uint64_t, Trace>(
               tbb::filter_mode::parallel,
@@ -58,9 +70,82 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
               }) &
           tbb::make_filter<Trace, void>(tbb::filter_mode::serial_in_order, [&](const Trace& t) {
             ++(t->status() == v1::SimTrace::OK ? counts.ok : counts.failed);
-            writer_fn(*t);
+            write(*t);
           }));
   return counts;
+}
+
+namespace {
+
+// What must agree between a file and the run that continues or joins it.
+std::string header_difference(const v1::TraceHeader& a, const v1::TraceHeader& b) {
+  if (!google::protobuf::util::MessageDifferencer::Equals(a.spec(), b.spec())) return "another spec";
+  if (a.num_sims() != b.num_sims()) return "another number of simulations";
+  if (a.shard_count() != b.shard_count()) return "another number of shards";
+  if (a.plugins_size() != b.plugins_size()) return "other plugins";
+  for (int i = 0; i < a.plugins_size(); ++i)
+    if (a.plugins(i).name() != b.plugins(i).name() || a.plugins(i).version() != b.plugins(i).version())
+      return "other plugins (" + a.plugins(i).name() + " " + a.plugins(i).version() + ")";
+  return "";
+}
+
+}  // namespace
+
+std::uint64_t prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header) {
+  TraceReader reader(file);
+  const std::string diff = header_difference(reader.header(), header);
+  if (!diff.empty() || reader.header().shard_index() != header.shard_index())
+    throw Error(file.string() + ": error: cannot resume: the file was written for " +
+                (diff.empty() ? "another shard" : diff) + "; run without --resume to start it again");
+  std::uint64_t k = 0;
+  for (v1::SimTrace t; reader.next(t); ++k)
+    if (t.index() != header.shard_index() + std::uint64_t(std::max(1u, header.shard_count())) * k)
+      throw Error(file.string() + ": error: cannot resume: record " + std::to_string(k) + " has index " +
+                  std::to_string(t.index()) + ", not the next of this run; run without --resume");
+  const std::uint64_t good = reader.good_bytes();
+  if (reader.truncated()) std::filesystem::resize_file(file, good);  // drop the cut record
+  return k;
+}
+
+std::uint64_t merge_shards(const std::vector<std::filesystem::path>& shards, const std::filesystem::path& out) {
+  std::vector<std::unique_ptr<TraceReader>> readers;
+  for (const auto& f : shards) readers.push_back(std::make_unique<TraceReader>(f));
+  const auto& first = readers.front()->header();
+  const std::uint32_t n = std::max(1u, first.shard_count());
+  if (readers.size() != n)
+    throw Error(shards.front().string() + ": error: the sweep has " + std::to_string(n) + " shards, " +
+                std::to_string(readers.size()) + " given; pass every shard file once");
+  std::vector<TraceReader*> by_shard(n, nullptr);
+  for (std::size_t i = 0; i < readers.size(); ++i) {
+    const auto& h = readers[i]->header();
+    const std::string diff = header_difference(h, first);
+    if (!diff.empty())
+      throw Error(shards[i].string() + ": error: written for " + diff + " than " + shards[0].string());
+    if (h.shard_index() >= n || by_shard[h.shard_index()])
+      throw Error(shards[i].string() + ": error: shard " + std::to_string(h.shard_index()) + " of " +
+                  std::to_string(n) + " is given twice or is out of range");
+    by_shard[h.shard_index()] = readers[i].get();
+  }
+  v1::TraceHeader header = first;
+  header.clear_shard_index(), header.clear_shard_count();
+  // Written next to `out` and renamed at the end, so a failed merge leaves nothing half-done.
+  const std::filesystem::path tmp = out.string() + ".partial";
+  {
+    TraceWriter writer(tmp, header);
+    v1::SimTrace t;
+    std::string raw;
+    for (std::uint64_t index = 0; index < header.num_sims(); ++index) {
+      auto* r = by_shard[index % n];
+      if (!r->next(t, &raw) || t.index() != index) {
+        std::filesystem::remove(tmp);
+        throw Error(shards[0].parent_path().string() + ": error: shard " + std::to_string(index % n) +
+                    " is incomplete (simulation " + std::to_string(index) + " missing); finish it with --resume");
+      }
+      writer.append_raw(raw);
+    }
+  }
+  std::filesystem::rename(tmp, out);
+  return header.num_sims();
 }
 
 }  // namespace gradsim

@@ -2,9 +2,12 @@
 // pipeline with a bounded number of simulations in flight, so memory stays flat.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <string>
+#include <vector>
 
 #include "gradsim.pb.h"
 #include "registry.hpp"
@@ -15,14 +18,34 @@ namespace gradsim {
 /// The header of a run's traces file: the spec as given and the plugins it uses.
 v1::TraceHeader make_header(const SpecFile& spec, const Registry& registry, const Validation& v);
 
-struct RunCounts {
-  std::uint64_t ok = 0, failed = 0;
+struct SweepOptions {
+  int threads = 0;  ///< 0: all cores
+  std::uint32_t shard_index = 0, shard_count = 1;  ///< run simulations i, i + N, ... only
+  std::uint64_t skip = 0;  ///< this many of the shard's simulations are done already (resume)
+  const std::atomic<bool>* stop = nullptr;  ///< when set, take no new simulation
 };
 
-/// Runs every simulation of a validated spec on `threads` threads (0: all cores) and appends
-/// each trace to `writer_fn` in sweep order, whatever order they finish in. Each simulation's
-/// result depends only on its spec and seed, so the output is the same for any thread count.
+struct RunCounts {
+  std::uint64_t ok = 0, failed = 0;
+  bool interrupted = false;  ///< stopped before the last simulation
+};
+
+/// The indices a shard runs: i, i + N, i + 2N, ... below count.
+std::uint64_t shard_size(std::uint64_t count, std::uint32_t index, std::uint32_t shards);
+
+/// Runs the (remaining) simulations of a validated spec on `threads` threads and hands each
+/// trace to `write` in sweep order, whatever order they finish in. Each simulation's result
+/// depends only on its spec and seed, so the output is the same for any thread count.
 RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_t count,
-                    int threads, const std::function<void(const v1::SimTrace&)>& writer_fn);
+                    const SweepOptions& options, const std::function<void(const v1::SimTrace&)>& write);
+
+/// For --resume: checks that `file` was written for `header` (same spec, plugins' names and
+/// shard), cuts off an incomplete last record, and returns how many complete records it holds.
+/// Throws Error naming the difference when it belongs to another run.
+std::uint64_t prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header);
+
+/// Joins shard files (any order) into one file equal to the unsharded run's: same header,
+/// records in sweep order. Throws Error if a shard is missing, repeated, foreign or incomplete.
+std::uint64_t merge_shards(const std::vector<std::filesystem::path>& shards, const std::filesystem::path& out);
 
 }  // namespace gradsim

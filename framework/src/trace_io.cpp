@@ -25,7 +25,20 @@ TraceWriter::TraceWriter(const std::filesystem::path& file, const v1::TraceHeade
   write(delimited_bytes(header));
 }
 
+TraceWriter::TraceWriter(const std::filesystem::path& file) : file_(file), out_(file, std::ios::binary | std::ios::app) {
+  if (!out_) throw Error(file.string() + ": error: cannot append to the traces file; check it is writable");
+}
+
 void TraceWriter::append(const v1::SimTrace& trace) { write(delimited_bytes(trace)); }
+
+void TraceWriter::append_raw(const std::string& bytes) {
+  std::string prefix;
+  {
+    google::protobuf::io::StringOutputStream stream(&prefix);
+    google::protobuf::io::CodedOutputStream(&stream).WriteVarint32(std::uint32_t(bytes.size()));
+  }
+  write(prefix + bytes);
+}
 
 void TraceWriter::write(const std::string& bytes) {
   out_.write(bytes.data(), std::streamsize(bytes.size()));
@@ -76,9 +89,9 @@ TraceReader::Read TraceReader::read_record(std::string& bytes) {
   return Read::ok;
 }
 
-bool TraceReader::next(v1::SimTrace& trace) {
+bool TraceReader::next(v1::SimTrace& trace, std::string* raw) {
   if (truncated_) return false;
-  std::string bytes;
+  std::string local, &bytes = raw ? *raw : local;
   switch (read_record(bytes)) {
     case Read::eof: return false;
     case Read::truncated: truncated_ = true; return false;

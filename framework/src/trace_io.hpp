@@ -21,8 +21,12 @@ class TraceWriter {
  public:
   /// Creates (or truncates) `file` and writes the header. Throws Error if it cannot.
   TraceWriter(const std::filesystem::path& file, const v1::TraceHeader& header);
+  /// Opens an existing file to append records to (for --resume; see prepare_resume).
+  explicit TraceWriter(const std::filesystem::path& file);
   /// Appends one record and flushes it to the operating system.
   void append(const v1::SimTrace& trace);
+  /// Appends a record's bytes as read by TraceReader::next (without the length prefix).
+  void append_raw(const std::string& bytes);
 
  private:
   void write(const std::string& bytes);
@@ -38,7 +42,7 @@ class TraceReader {
   const v1::TraceHeader& header() const { return header_; }
   /// Reads the next record; false at the end of the file, or at an incomplete last record
   /// (then truncated() is true). Throws Error on a record that is complete but corrupt.
-  bool next(v1::SimTrace& trace);
+  bool next(v1::SimTrace& trace, std::string* raw = nullptr);
   bool truncated() const { return truncated_; }
   std::uint64_t records_read() const { return count_; }
   /// Byte offset just after the last complete record.

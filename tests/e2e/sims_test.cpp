@@ -18,7 +18,7 @@ std::vector<v1::SimTrace> run_sim(const std::string& name) {
   const auto spec = read_spec(std::string(GRADSIM_SIMS_DIR) + "/" + name);
   const auto v = validate(spec, test::builtins());
   std::vector<v1::SimTrace> out;
-  run_sweep(spec, test::builtins(), v.count, 0, [&](const v1::SimTrace& t) { out.push_back(t); });
+  run_sweep(spec, test::builtins(), v.count, SweepOptions{}, [&](const v1::SimTrace& t) { out.push_back(t); });
   for (const auto& t : out) EXPECT_EQ(t.status(), v1::SimTrace::OK) << name << ": " << t.message();
   return out;
 }
