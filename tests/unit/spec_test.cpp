@@ -161,3 +161,69 @@ TEST(Spec, ShippedSpecsAreValid) {
 
 }  // namespace
 }  // namespace gradsim
+
+namespace gradsim {
+namespace {
+
+std::vector<std::string> labels(const std::string& text) {
+  auto spec = parse_spec(std::string(kBase) + text, "s.textproto");
+  std::vector<std::string> out;
+  for (std::uint64_t i = 0; i < sim_count(spec.sweep); ++i) out.push_back(sim_at(spec.sweep, i).label());
+  return out;
+}
+
+TEST(Axes, LinearLogAndIntegerRanges) {
+  EXPECT_THAT(labels("axis { path: \"init.params.gain\" range { start: 0.5 stop: 2 count: 4 } }"),
+              ::testing::ElementsAre("init.params.gain=0.5", "init.params.gain=1", "init.params.gain=1.5",
+                                     "init.params.gain=2"));
+  EXPECT_THAT(labels("axis { path: \"network.depth\" range { start: 4 stop: 64 count: 5 log: true integer: true } }"),
+              ::testing::ElementsAre("network.depth=4", "network.depth=8", "network.depth=16", "network.depth=32",
+                                     "network.depth=64"));
+  EXPECT_THAT(labels("axis { path: \"init.params.gain\" range { start: 3 stop: 3 count: 1 } }"),
+              ::testing::ElementsAre("init.params.gain=3"));
+}
+
+TEST(Axes, ZippedAxesMoveTogetherInsideTheProduct) {
+  // activation and gain zipped (2 points), crossed with depth (2 points): 4 simulations,
+  // the zip group taking the place of its first axis (so it varies slower than depth).
+  EXPECT_THAT(labels("axis { path: \"network.activation.name\" texts: [\"tanh\", \"relu\"] zip: \"act\" }\n"
+                     "axis { path: \"network.depth\" numbers: [3, 6] }\n"
+                     "axis { path: \"init.params.gain\" numbers: [1, 1.5] zip: \"act\" }"),
+              ::testing::ElementsAre("network.activation.name=tanh network.depth=3 init.params.gain=1",
+                                     "network.activation.name=tanh network.depth=6 init.params.gain=1",
+                                     "network.activation.name=relu network.depth=3 init.params.gain=1.5",
+                                     "network.activation.name=relu network.depth=6 init.params.gain=1.5"));
+}
+
+TEST(Axes, BadAxesAreLocatedErrors) {
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"network.depth\" numbers: [1, 2] zip: \"z\" }\n"
+                                                  "axis { path: \"init.params.gain\" numbers: [1, 2, 3] zip: \"z\" }"),
+              HasSubstr("s.textproto:3:1: error: axis 'init.params.gain' has 3 values but the axes zipped as 'z' have 2"));
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"network.depth\" numbers: [1] texts: [\"a\"] }"),
+              HasSubstr("needs exactly one of numbers: [...], texts: [...] or range {...}"));
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"network.depth\" }"),
+              HasSubstr("needs exactly one of"));
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"init.params.gain\" range { start: 0 stop: 1 count: 3 log: true } }"),
+              HasSubstr("a log range needs start and stop > 0"));
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"init.params.gain\" range { start: 0 stop: 1 } }"),
+              HasSubstr("range.count must be at least 1"));
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"mitigations[0].name\" texts: [\"\", \"layer_norm\"] }"),
+              HasSubstr("'mitigations' has 0 entries in the base spec; add entry 0 there"));
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"mitigations.name\" texts: [\"layer_norm\"] }"),
+              HasSubstr("'mitigations' is a list; name one entry, e.g. 'mitigations[0]'"));
+}
+
+TEST(Axes, MitigationCanBeSwitchedOffByAnEmptyName) {
+  auto spec = parse_spec("base { network { depth: 2 width: 3 } mitigations { name: \"layer_norm\" } }\n"
+                         "axis { path: \"mitigations[0].name\" texts: [\"\", \"layer_norm\", \"batch_norm\"] }", "s");
+  EXPECT_EQ(validate(spec, test::builtins()).count, 3u);
+  auto off = sim_at(spec.sweep, 0), on = sim_at(spec.sweep, 2);
+  resolve(off, test::builtins());
+  resolve(on, test::builtins());
+  EXPECT_EQ(off.mitigations_size(), 0);
+  ASSERT_EQ(on.mitigations_size(), 1);
+  EXPECT_EQ(on.mitigations(0).name(), "batch_norm");
+}
+
+}  // namespace
+}  // namespace gradsim

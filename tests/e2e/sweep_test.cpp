@@ -1,0 +1,203 @@
+// Sweeps through the gradsim binary: the same bytes for any thread count, a run killed with
+// SIGKILL or stopped with Ctrl-C and resumed equals an uninterrupted one, shards merge into
+// the unsharded file, and the progress line and summary a user sees.
+#include <gmock/gmock.h>
+
+#include <array>
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include "trace_io.hpp"
+
+extern char** environ;
+
+namespace gradsim {
+namespace {
+
+using ::testing::HasSubstr;
+namespace fs = std::filesystem;
+
+struct Result {
+  int code;
+  std::string out;
+};
+
+Result sh(const std::string& args) {
+  Result r{-1, ""};
+  FILE* p = popen((GRADSIM_BIN " " + args + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf;
+  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// Starts gradsim with `args` (stdout and stderr to `log`) and returns its pid.
+pid_t start(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> all{GRADSIM_BIN};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, GRADSIM_BIN, &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
+}
+
+std::string bytes_of(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Complete records in `file` (0 while it does not exist or has no complete header yet).
+std::uint64_t records_in(const std::string& file) {
+  try {
+    TraceReader r(file);
+    v1::SimTrace t;
+    while (r.next(t)) {
+    }
+    return r.records_read();
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+void wait_for_records(const std::string& file, std::uint64_t n) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (records_in(file) < n && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(records_in(file), n);
+}
+
+struct Sweep : ::testing::Test {
+  void SetUp() override {
+    dir = fs::temp_directory_path() / ("gradsim_sweep_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir);
+    // 60 simulations: 3 activations x 4 gains x 5 replicas.
+    std::ofstream(path("s.textproto")) << "seed: 11 replicas: 5\n"
+                                          "base { network { depth: 12 width: 32 } batch: 16 }\n"
+                                          "axis { path: \"network.activation.name\" texts: [\"tanh\", \"relu\", \"gelu\"] }\n"
+                                          "axis { path: \"init.params.gain\" range { start: 0.5 stop: 2 count: 4 log: true } }\n";
+    // Slower simulations, so that a run can be caught half-way.
+    std::ofstream(path("slow.textproto")) << "seed: 12 replicas: 40\n"
+                                             "base { network { depth: 40 width: 128 activation { name: \"tanh\" } } batch: 64 }\n";
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  fs::path dir;
+};
+
+TEST_F(Sweep, SameBytesForAnyThreadCount) {
+  for (int threads : {1, 2, 3, 8})
+    ASSERT_EQ(sh("run -q " + path("s.textproto") + " -o " + path("t" + std::to_string(threads) + ".pb") +
+                 " --threads " + std::to_string(threads)).code, 0);
+  const std::string one = bytes_of(path("t1.pb"));
+  EXPECT_EQ(records_in(path("t1.pb")), 60u);
+  for (int threads : {2, 3, 8}) EXPECT_EQ(bytes_of(path("t" + std::to_string(threads) + ".pb")), one) << threads;
+}
+
+TEST_F(Sweep, KilledRunResumesToTheUninterruptedBytes) {
+  ASSERT_EQ(sh("run -q " + path("slow.textproto") + " -o " + path("full.pb")).code, 0);
+  const pid_t pid = start({"run", "-q", path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"}, path("log"));
+  wait_for_records(path("t.pb"), 3);
+  ASSERT_EQ(kill(pid, SIGKILL), 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  const auto done = records_in(path("t.pb"));
+  EXPECT_LT(done, 40u);  // really killed half-way
+  const auto r = sh("run -q " + path("slow.textproto") + " -o " + path("t.pb") + " --resume");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("resuming " + path("t.pb") + " after " + std::to_string(done)));
+  EXPECT_EQ(bytes_of(path("t.pb")), bytes_of(path("full.pb")));
+}
+
+TEST_F(Sweep, CtrlCStopsCleanlyAndSaysHowToResume) {
+  ASSERT_EQ(sh("run -q " + path("slow.textproto") + " -o " + path("full.pb")).code, 0);
+  const pid_t pid = start({"run", "-q", path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"}, path("log"));
+  wait_for_records(path("t.pb"), 2);
+  ASSERT_EQ(kill(pid, SIGINT), 0);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_THAT(bytes_of(path("log")), HasSubstr("--resume"));
+  TraceReader reader(path("t.pb"));  // a valid file: every record complete
+  v1::SimTrace t;
+  while (reader.next(t)) {
+  }
+  EXPECT_FALSE(reader.truncated());
+  EXPECT_LT(reader.records_read(), 40u);
+  ASSERT_EQ(sh("run -q " + path("slow.textproto") + " -o " + path("t.pb") + " --resume").code, 0);
+  EXPECT_EQ(bytes_of(path("t.pb")), bytes_of(path("full.pb")));
+}
+
+TEST_F(Sweep, ResumeRefusesAFileOfAnotherSpec) {
+  ASSERT_EQ(sh("run -q -o " + path("t.pb")).code, 0);  // the default spec
+  const auto r = sh("run -q " + path("s.textproto") + " -o " + path("t.pb") + " --resume");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr("cannot resume: the file was written for another spec"));
+}
+
+TEST_F(Sweep, ShardsMergeIntoTheUnshardedFile) {
+  ASSERT_EQ(sh("run -q " + path("s.textproto") + " -o " + path("full.pb")).code, 0);
+  for (int i = 0; i < 3; ++i)
+    ASSERT_EQ(sh("run -q " + path("s.textproto") + " -o " + path("shard" + std::to_string(i) + ".pb") +
+                 " --shard " + std::to_string(i) + "/3").code, 0);
+  EXPECT_EQ(records_in(path("shard1.pb")), 20u);
+  const auto r = sh("merge -o " + path("merged.pb") + " " + path("shard2.pb") + " " + path("shard0.pb") + " " +
+                    path("shard1.pb"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(bytes_of(path("merged.pb")), bytes_of(path("full.pb")));
+}
+
+TEST_F(Sweep, MergeRefusesMissingOrIncompleteShards) {
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(sh("run -q " + path("s.textproto") + " -o " + path("shard" + std::to_string(i) + ".pb") +
+                 " --shard " + std::to_string(i) + "/2").code, 0);
+  EXPECT_THAT(sh("merge -o " + path("m.pb") + " " + path("shard0.pb")).out, HasSubstr("the sweep has 2 shards, 1 given"));
+  EXPECT_THAT(sh("merge -o " + path("m.pb") + " " + path("shard0.pb") + " " + path("shard0.pb")).out,
+              HasSubstr("is given twice"));
+  fs::resize_file(path("shard1.pb"), fs::file_size(path("shard1.pb")) - 7);
+  const auto r = sh("merge -o " + path("m.pb") + " " + path("shard0.pb") + " " + path("shard1.pb"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.out, HasSubstr("shard 1 is incomplete"));
+  EXPECT_FALSE(fs::exists(path("m.pb")));
+  EXPECT_THAT(sh("run " + path("s.textproto") + " --shard 2/2").out, HasSubstr("expected i/N with 0 <= i < N"));
+}
+
+TEST_F(Sweep, ProgressLineOnlyWhenAskedOutsideATerminal) {
+  EXPECT_THAT(sh("run -q " + path("s.textproto") + " -o " + path("t.pb")).out, Not(HasSubstr("sims/s")));
+  const auto r = sh("run -q " + path("s.textproto") + " -o " + path("t.pb") + " --progress");
+  EXPECT_THAT(r.out, HasSubstr("60/60 simulations"));
+  EXPECT_THAT(r.out, HasSubstr("sims/s"));
+  EXPECT_THAT(r.out, HasSubstr("ETA"));
+  EXPECT_THAT(r.out, HasSubstr("failed 0"));
+}
+
+TEST_F(Sweep, SummaryPoolsReplicasWithAVerdict) {
+  const auto r = sh("run " + path("s.textproto") + " -o " + path("t.pb"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  // relu, gain 0.5: vanishing by 11 log10(0.5/sqrt 2) = -5 over 12 layers, for each of 5 seeds.
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("  5 +-[45]\\.[0-9][0-9] \\[ *-[0-9.]+, *-[0-9.]+\\]  vanishing   "
+                                              "network.activation.name=relu init.params.gain=0.5\n"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("stable +network.activation.name=relu init.params.gain=1.25992"));
+  EXPECT_THAT(sh("run " + path("s.textproto") + " -o " + path("t.pb") + " --stable-band 10").out,
+              Not(HasSubstr("  vanishing  ")));
+}
+
+}  // namespace
+}  // namespace gradsim
