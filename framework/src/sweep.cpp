@@ -4,6 +4,10 @@
 
 #include <memory>
 
+#if defined(__linux__)
+#include <malloc.h>
+#endif
+
 #include <tbb/global_control.h>
 #include <tbb/info.h>
 #include <tbb/parallel_pipeline.h>
@@ -39,8 +43,29 @@ std::uint64_t shard_size(std::uint64_t count, std::uint32_t index, std::uint32_t
   return index < count ? (count - index + shards - 1) / shards : 0;
 }
 
+namespace {
+
+// glibc gives every block over 128 KiB its own mmap and returns it to the system on free, so
+// each simulation's matrices would be page-faulted in afresh, and the threads would queue on
+// the kernel's memory map lock (measured: 87 % parallel efficiency on 2 cores instead of 99 %).
+// Keep freed memory in the process for the next simulation instead; what is kept is bounded by
+// the simulations in flight.
+void keep_freed_memory() {
+#if defined(__GLIBC__)
+  static const bool once = [] {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);  // the largest value glibc accepts on 64-bit
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+    return true;
+  }();
+  (void)once;
+#endif
+}
+
+}  // namespace
+
 RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_t count,
                     const SweepOptions& options, const std::function<void(const v1::SimTrace&)>& write) {
+  keep_freed_memory();
   const int n = options.threads > 0 ? options.threads : tbb::info::default_concurrency();
   tbb::global_control limit(tbb::global_control::max_allowed_parallelism, std::size_t(n));
   const std::uint64_t todo = shard_size(count, options.shard_index, options.shard_count);

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "trace_io.hpp"
@@ -186,6 +187,23 @@ TEST_F(Sweep, ProgressLineOnlyWhenAskedOutsideATerminal) {
   EXPECT_THAT(r.out, HasSubstr("sims/s"));
   EXPECT_THAT(r.out, HasSubstr("ETA"));
   EXPECT_THAT(r.out, HasSubstr("failed 0"));
+}
+
+// Peak memory of a run must not grow with the number of simulations: 100 and 2000 replicas
+// of the same small network, compared through the kernel's maximum resident set size.
+TEST_F(Sweep, MemoryStaysFlatInSweepLength) {
+  auto peak_kib = [&](int replicas) {
+    std::ofstream(path("r.textproto")) << "replicas: " << replicas << " base { network { depth: 12 width: 64 } batch: 32 }";
+    const pid_t pid = start({"run", path("r.textproto"), "-o", path("t.pb")}, path("log"));
+    int status = 0;
+    struct rusage ru {};
+    wait4(pid, &status, 0, &ru);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << bytes_of(path("log"));
+    return ru.ru_maxrss;
+  };
+  const long small = peak_kib(100), large = peak_kib(2000);
+  EXPECT_EQ(records_in(path("t.pb")), 2000u);
+  EXPECT_LT(large, small + 4096) << small << " KiB for 100 simulations, " << large << " KiB for 2000";
 }
 
 TEST_F(Sweep, SummaryPoolsReplicasWithAVerdict) {
