@@ -211,11 +211,12 @@ int main(int argc, char** argv) try {
   auto* run_cmd = app.add_subcommand("run", "simulate the networks of a spec and write a traces file");
   run_cmd->add_option("spec", ra.spec, "spec file (.textproto or .json); default: the demo in sims/");
   run_cmd->add_option("-o,--output", ra.output, "traces file to write")->capture_default_str();
-  run_cmd->add_option("--threads", ra.threads, "threads (0: all cores)")->capture_default_str();
+  run_cmd->add_option("--threads", ra.threads, "threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   run_cmd->add_option("--shard", ra.shard, "run only simulations i, i+N, i+2N, ... (i/N); join with `gradsim merge`");
   run_cmd->add_flag("--resume", ra.resume, "continue the traces file of an interrupted run of the same spec");
   run_cmd->add_flag("--progress", ra.progress, "show the progress line even when stderr is not a terminal");
-  run_cmd->add_option("--stable-band", ra.stable_band, "|log10(first/last)| up to this is 'stable'")->capture_default_str();
+  run_cmd->add_option("--stable-band", ra.stable_band, "|log10(first/last)| up to this is 'stable'")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   run_cmd->add_flag("-q,--quiet", ra.quiet, "print no summary");
   auto* validate_cmd = app.add_subcommand("validate", "check a spec without running it");
   validate_cmd->add_option("spec", spec, "spec file; default: the demo in sims/");

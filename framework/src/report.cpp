@@ -39,13 +39,14 @@ std::string verdict(double m, double band) {
 
 void RunSummary::add(const v1::SimTrace& t) {
   auto [it, fresh] = group_of_.try_emplace(t.spec().label(), groups_.size());
-  if (fresh) groups_.push_back({t.spec().label(), {}, 0, 0, 0});
+  if (fresh) groups_.push_back({t.spec().label(), {}, 0, {}, {}});
   auto& g = groups_[it->second];
   std::vector<double> norms;
   for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
   if (t.status() != v1::SimTrace::OK) ++g.failed;
   else g.ratios.push_back(log10_first_over_last(norms));
-  g.overflowed += t.has_grad_overflow_layer(), g.underflowed += t.has_grad_underflow_layer();
+  if (t.has_grad_overflow_layer()) g.overflow_layers.push_back(t.grad_overflow_layer());
+  if (t.has_grad_underflow_layer()) g.underflow_layers.push_back(t.grad_underflow_layer());
   if (columns_.size() < columns_max_ && !norms.empty()) columns_.push_back({t.index(), std::move(norms)});
 }
 
@@ -57,8 +58,12 @@ void RunSummary::print(std::ostream& os) const {
     const double median = r.empty() ? NAN : r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
     std::string notes;
     if (g.failed) notes += " " + std::to_string(g.failed) + " failed";
-    if (g.overflowed) notes += " " + std::to_string(g.overflowed) + " overflowed";
-    if (g.underflowed) notes += " " + std::to_string(g.underflowed) + " underflowed";
+    for (auto [layers, what] : {std::pair{&g.overflow_layers, "overflowed"}, {&g.underflow_layers, "underflowed"}}) {
+      if (layers->empty()) continue;
+      const auto [lo, hi] = std::minmax_element(layers->begin(), layers->end());
+      notes += " " + std::to_string(layers->size()) + " " + what + " (dL/dh at layer " + std::to_string(*hi) +
+               (*lo == *hi ? "" : " to " + std::to_string(*lo)) + ")";
+    }
     os << fmt("%3.0f", double(g.ratios.size() + g.failed)) << fmt("  %+27.2f", median)
        << (r.empty() ? std::string(17, ' ') : fmt(" [%+6.2f,", r.front()) + fmt(" %+6.2f]", r.back()))
        << "  " << pad(r.empty() ? "failed" : verdict(median, band_), 10) << "  "

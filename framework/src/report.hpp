@@ -34,7 +34,8 @@ class RunSummary {
   struct Group {
     std::string label;
     std::vector<double> ratios;
-    std::uint64_t failed = 0, overflowed = 0, underflowed = 0;
+    std::uint64_t failed = 0;
+    std::vector<std::uint32_t> overflow_layers, underflow_layers;  // where dL/dh left the format
   };
   struct Column {
     std::uint64_t index;

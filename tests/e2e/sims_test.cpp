@@ -167,5 +167,15 @@ TEST(Sims, GainChainUnderflowsThroughTheSubnormals) {
   }
 }
 
+TEST(Sims, LossScalingMovesFloat16UnderflowTowardsTheInput) {
+  const auto ts = run_sim("loss_scaling.textproto");
+  ASSERT_EQ(ts.size(), 2u);
+  check_chain<float16>(ts[0], 0.1, false);
+  check_chain<float16>(ts[1], 0.1, false);  // the recorded dL/dh is the scaled one
+  // log10(1024) = 3.01 more blocks before the gradient reaches 0.
+  EXPECT_EQ(int(ts[0].grad_underflow_layer()) - int(ts[1].grad_underflow_layer()), 3);
+  EXPECT_EQ(ts[1].layers(29).grad().max_abs(), 1024 * ts[0].layers(29).grad().max_abs());
+}
+
 }  // namespace
 }  // namespace gradsim
