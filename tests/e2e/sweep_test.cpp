@@ -98,6 +98,19 @@ struct Sweep : ::testing::Test {
   }
   void TearDown() override { fs::remove_all(dir); }
   std::string path(const std::string& name) const { return (dir / name).string(); }
+
+  // Writes the uninterrupted run of slow.textproto to full.pb, then starts the same run on one
+  // thread into t.pb, sends it `signal` once `records` are written, and returns its wait status.
+  int interrupt(int signal, std::uint64_t records) {
+    EXPECT_EQ(sh("run -q " + path("slow.textproto") + " -o " + path("full.pb")).code, 0);
+    const pid_t pid = start({"run", "-q", path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"}, path("log"));
+    wait_for_records(path("t.pb"), records);
+    EXPECT_EQ(kill(pid, signal), 0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return status;
+  }
+
   fs::path dir;
 };
 
@@ -111,12 +124,7 @@ TEST_F(Sweep, SameBytesForAnyThreadCount) {
 }
 
 TEST_F(Sweep, KilledRunResumesToTheUninterruptedBytes) {
-  ASSERT_EQ(sh("run -q " + path("slow.textproto") + " -o " + path("full.pb")).code, 0);
-  const pid_t pid = start({"run", "-q", path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"}, path("log"));
-  wait_for_records(path("t.pb"), 3);
-  ASSERT_EQ(kill(pid, SIGKILL), 0);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int status = interrupt(SIGKILL, 3);
   ASSERT_TRUE(WIFSIGNALED(status));
   const auto done = records_in(path("t.pb"));
   EXPECT_LT(done, 40u);  // really killed half-way
@@ -127,12 +135,7 @@ TEST_F(Sweep, KilledRunResumesToTheUninterruptedBytes) {
 }
 
 TEST_F(Sweep, CtrlCStopsCleanlyAndSaysHowToResume) {
-  ASSERT_EQ(sh("run -q " + path("slow.textproto") + " -o " + path("full.pb")).code, 0);
-  const pid_t pid = start({"run", "-q", path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"}, path("log"));
-  wait_for_records(path("t.pb"), 2);
-  ASSERT_EQ(kill(pid, SIGINT), 0);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  const int status = interrupt(SIGINT, 2);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 130);
   EXPECT_THAT(bytes_of(path("log")), HasSubstr("--resume"));

@@ -89,40 +89,20 @@ PluginInfo activation_info(const char* name) {
   return info;
 }
 
-template <template <class> class A>
-PluginInfo activation_template_info(const char* name) {
-  PluginInfo info = info_of<A<double>>(Kind::activation, name);
+/// A class template C<T> derived from Layer<T>, Activation<T>, Loss<T> or Mitigation<T>: the
+/// base class says which maker to set. Layers are built from LayerArgs, the others from Params.
+template <template <class> class C>
+PluginInfo class_template_info(Kind kind, const char* name) {
+  PluginInfo info = info_of<C<double>>(kind, name);
   for_each_format(info, []<class T>(Makers<T>& m) {
-    m.activation = [](const Params& p) -> std::unique_ptr<Activation<T>> { return std::make_unique<A<T>>(p); };
-  });
-  return info;
-}
-
-template <template <class> class L>
-PluginInfo layer_info(const char* name) {
-  PluginInfo info = info_of<L<double>>(Kind::layer, name);
-  for_each_format(info, []<class T>(Makers<T>& m) {
-    m.layer = [](const LayerArgs& a) -> std::unique_ptr<Layer<T>> { return std::make_unique<L<T>>(a); };
-  });
-  return info;
-}
-
-template <template <class> class L>
-PluginInfo loss_info(const char* name) {
-  PluginInfo info = info_of<L<double>>(Kind::loss, name);
-  for_each_format(info, []<class T>(Makers<T>& m) {
-    m.loss = [](const Params& p) -> std::unique_ptr<Loss<T>> { return std::make_unique<L<T>>(p); };
-  });
-  return info;
-}
-
-template <template <class> class M>
-PluginInfo mitigation_info(const char* name) {
-  PluginInfo info = info_of<M<double>>(Kind::mitigation, name);
-  for_each_format(info, []<class T>(Makers<T>& m) {
-    m.mitigation = [](const Params& p) -> std::unique_ptr<Mitigation<T>> {
-      return std::make_unique<M<T>>(p);
-    };
+    if constexpr (std::is_base_of_v<Layer<T>, C<T>>)
+      m.layer = [](const LayerArgs& a) -> std::unique_ptr<Layer<T>> { return std::make_unique<C<T>>(a); };
+    else if constexpr (std::is_base_of_v<Activation<T>, C<T>>)
+      m.activation = [](const Params& p) -> std::unique_ptr<Activation<T>> { return std::make_unique<C<T>>(p); };
+    else if constexpr (std::is_base_of_v<Loss<T>, C<T>>)
+      m.loss = [](const Params& p) -> std::unique_ptr<Loss<T>> { return std::make_unique<C<T>>(p); };
+    else
+      m.mitigation = [](const Params& p) -> std::unique_ptr<Mitigation<T>> { return std::make_unique<C<T>>(p); };
   });
   return info;
 }
@@ -160,7 +140,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
                 "GRADSIM_ACTIVATION_TEMPLATE(" #name ", " #Type "): " #Type                  \
                 "<T> must derive from gradsim::Activation<T> and be constructible from Params"); \
-  GRADSIM_REGISTER_(::gradsim::detail::activation_template_info<Type>(name))
+  GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::activation, name))
 
 /// Registers a layer: a class template Type<T> derived from Layer<T>, built from LayerArgs.
 #define GRADSIM_LAYER(name, Type)                                                            \
@@ -168,7 +148,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::LayerArgs&>,     \
                 "GRADSIM_LAYER(" #name ", " #Type "): " #Type                                \
                 "<T> must derive from gradsim::Layer<T> and be constructible from LayerArgs"); \
-  GRADSIM_REGISTER_(::gradsim::detail::layer_info<Type>(name))
+  GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::layer, name))
 
 /// Registers a loss: a class template Type<T> derived from Loss<T>, built from Params.
 #define GRADSIM_LOSS(name, Type)                                                             \
@@ -176,7 +156,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
                 "GRADSIM_LOSS(" #name ", " #Type "): " #Type                                 \
                 "<T> must derive from gradsim::Loss<T> and be constructible from Params");   \
-  GRADSIM_REGISTER_(::gradsim::detail::loss_info<Type>(name))
+  GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::loss, name))
 
 /// Registers a mitigation: a class template Type<T> derived from Mitigation<T>, built from
 /// Params.
@@ -185,7 +165,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
                 "GRADSIM_MITIGATION(" #name ", " #Type "): " #Type                           \
                 "<T> must derive from gradsim::Mitigation<T> and be constructible from Params"); \
-  GRADSIM_REGISTER_(::gradsim::detail::mitigation_info<Type>(name))
+  GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::mitigation, name))
 
 /// Registers an initialiser: a class derived from Initializer, built from Params.
 #define GRADSIM_INITIALIZER(name, Type)                                                      \
