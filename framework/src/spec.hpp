@@ -68,4 +68,14 @@ Validation validate(const SpecFile& spec, const Registry& registry);
 namespace gradsim {
 /// The Params a plugin is built from (the PluginRef must be resolved).
 Params params_of(const v1::PluginRef& ref);
+
+namespace detail {  // shared by the spec sources
+std::vector<std::string> split(const std::string& s, char sep);
+/// 4294967295 rather than 4.29497e+09; 1.41421 rather than 1.4142135623730951.
+std::string format_number(double v);
+/// Which value of each axis simulation `index` takes.
+std::vector<int> axis_indices(const v1::SweepSpec& sweep, std::uint64_t index);
+/// Where value j of axis k is written ("axis[k].numbers[j]"), for messages.
+std::string value_path(const v1::Axis& a, int k, int j);
+}  // namespace detail
 }  // namespace gradsim

@@ -1,0 +1,133 @@
+// Resolving a simulation against the registry: defaults filled in, every value checked
+// against the plugins' declarations.
+#include <algorithm>
+#include <cmath>
+
+#include "error.hpp"
+#include "spec.hpp"
+
+namespace gradsim {
+
+using detail::format_number;
+
+namespace {
+
+std::string range_text(const ParamDecl& d) {
+  if (d.type == ParamType::choice) {
+    std::string s;
+    for (std::size_t i = 0; i < d.choices.size(); ++i) s += (i ? ", " : "") + d.choices[i];
+    return "one of " + s;
+  }
+  return "[" + format_number(d.min) + ", " + format_number(d.max) + "]";
+}
+
+// Checks one given value against its declaration and writes it back in canonical form.
+void resolve_param(v1::Param& p, const ParamDecl& d, const std::string& where) {
+  const bool is_num = p.value_case() == v1::Param::kNumber;
+  const std::string got = is_num ? format_number(p.number())
+                          : p.value_case() == v1::Param::kText ? "\"" + p.text() + "\""
+                          : p.value_case() == v1::Param::kFlag ? (p.flag() ? "true" : "false")
+                                                                : "nothing";
+  const std::string bad = where + " = " + got + ": ";
+  switch (d.type) {
+    case ParamType::real:
+    case ParamType::integer:
+      if (!is_num) throw SpecError(where, bad + "expected a number (number: ...)");
+      if (!(p.number() >= d.min && p.number() <= d.max))
+        throw SpecError(where, bad + "out of range " + range_text(d) + " (" + d.help + ")");
+      if (d.type == ParamType::integer && p.number() != std::floor(p.number()))
+        throw SpecError(where, bad + "expected an integer");
+      break;
+    case ParamType::boolean:
+      if (is_num && (p.number() == 0 || p.number() == 1)) p.set_flag(p.number() == 1);
+      if (p.value_case() != v1::Param::kFlag)
+        throw SpecError(where, bad + "expected true or false (flag: ...)");
+      break;
+    case ParamType::choice:
+      if (p.value_case() != v1::Param::kText ||
+          std::find(d.choices.begin(), d.choices.end(), p.text()) == d.choices.end())
+        throw SpecError(where, bad + "expected " + range_text(d) + " (text: ...)");
+      break;
+  }
+}
+
+void resolve_plugin(v1::PluginRef& ref, Kind kind, const std::string& where,
+                    const std::string& fallback, const Registry& registry) {
+  if (ref.name().empty()) ref.set_name(fallback);
+  const Registry::Entry* e = registry.find(kind, ref.name());
+  if (!e) {
+    try {
+      registry.get(kind, ref.name());
+    } catch (const Error& err) {
+      throw SpecError(where + ".name", err.what());
+    }
+  }
+  const auto& decls = e->info->params;
+  for (auto& p : *ref.mutable_params()) {
+    const std::string pwhere = where + ".params." + p.name();
+    auto d = std::find_if(decls.begin(), decls.end(), [&](auto& d) { return d.name == p.name(); });
+    if (d == decls.end()) {
+      std::string names;
+      for (const auto& x : decls) names += (names.empty() ? "" : ", ") + x.name;
+      throw SpecError(pwhere, std::string(kind_name(kind)) + " \"" + ref.name() +
+                                  "\" has no parameter \"" + p.name() + "\" (" +
+                                  (names.empty() ? "it takes none" : "it takes " + names) + ")");
+    }
+    resolve_param(p, *d, pwhere);
+  }
+  // Rebuild in declaration order, defaults for what was left out.
+  v1::PluginRef out;
+  out.set_name(ref.name());
+  for (const auto& d : decls) {
+    v1::Param* q = out.add_params();
+    q->set_name(d.name);
+    int given = 0;
+    for (const auto& p : ref.params())
+      if (p.name() == d.name) *q = p, ++given;
+    if (given > 1) throw SpecError(where + ".params." + d.name, "parameter \"" + d.name + "\" is given twice");
+    if (given) continue;
+    if (d.type == ParamType::choice) q->set_text(d.default_text);
+    else if (d.type == ParamType::boolean) q->set_flag(d.default_number != 0);
+    else q->set_number(d.default_number);
+  }
+  ref = std::move(out);
+}
+
+}  // namespace
+
+void resolve(v1::SimSpec& sim, const Registry& registry) {
+  auto& net = *sim.mutable_network();
+  if (net.depth() < 1) throw SpecError("network.depth", "network.depth must be at least 1");
+  if (net.width() < 1) throw SpecError("network.width", "network.width must be at least 1");
+  if (net.input_width() == 0) net.set_input_width(net.width());
+  if (sim.batch() == 0) sim.set_batch(64);
+  if (sim.dtype() == v1::DTYPE_UNSPECIFIED) sim.set_dtype(v1::FLOAT64);
+  // The engine keeps every block's input, pre-activation and output for one backward pass.
+  const double bytes = 8.0 * sim.batch() * 3 * (double(net.depth()) * net.width() + net.input_width()) +
+                       8.0 * 2 * net.depth() * double(net.width()) * std::max(net.width(), net.input_width());
+  if (bytes > 16e9)
+    throw SpecError("network.depth", "this network needs about " + format_number(bytes / 1e9) +
+                                         " GB; reduce depth, width or batch");
+  resolve_plugin(*net.mutable_layer(), Kind::layer, "network.layer", "dense", registry);
+  resolve_plugin(*net.mutable_activation(), Kind::activation, "network.activation", "linear", registry);
+  resolve_plugin(*sim.mutable_init(), Kind::initializer, "init", "gaussian", registry);
+  resolve_plugin(*sim.mutable_loss(), Kind::loss, "loss", "linear_probe", registry);
+  // An entry with an empty name is off (an axis may switch it): drop it, params and all.
+  auto* ms = sim.mutable_mitigations();
+  ms->erase(std::remove_if(ms->begin(), ms->end(), [](const auto& m) { return m.name().empty(); }), ms->end());
+  for (int i = 0; i < sim.mitigations_size(); ++i)
+    resolve_plugin(*sim.mutable_mitigations(i), Kind::mitigation,
+                   "mitigations[" + std::to_string(i) + "]", "", registry);
+  auto& train = *sim.mutable_train();
+  if (train.lr() == 0) train.set_lr(0.01);
+  if (!std::isfinite(train.lr())) throw SpecError("train.lr", "train.lr must be a finite number");
+}
+
+Params params_of(const v1::PluginRef& ref) {
+  Params out;
+  for (const auto& p : ref.params())
+    out.set(p.name(), {p.value_case() == v1::Param::kFlag ? double(p.flag()) : p.number(), p.text()});
+  return out;
+}
+
+}  // namespace gradsim
