@@ -21,14 +21,12 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
-
 std::string format_number(double v) {
   std::ostringstream s;
   if (v == std::floor(v) && std::fabs(v) < 1e15) s << std::int64_t(v);  // 4294967295, not 4.29e+09
   else s << v;
   return s.str();
 }
-
 
 }  // namespace detail
 
@@ -42,7 +40,6 @@ std::string field_names(const pb::Descriptor* d) {
   for (int i = 0; i < d->field_count(); ++i) out += (i ? ", " : "") + d->field(i)->name();
   return out;
 }
-
 
 void set_scalar(pb::Message& msg, const pb::FieldDescriptor* fd, double number,
                 const std::string* text) {
