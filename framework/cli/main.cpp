@@ -161,8 +161,13 @@ int run(const Registry& registry, const RunArgs& a) {
   options.threads = a.threads, options.stop = &g_stop;
   options.shard_index = shard_index, options.shard_count = shard_count;
   std::unique_ptr<TraceWriter> writer;
+  RunSummary summary(a.stable_band);
+  std::uint64_t failed = 0;
   if (a.resume && fs::exists(a.output)) {
-    options.skip = prepare_resume(a.output, header);
+    options.skip = prepare_resume(a.output, header, [&](const v1::SimTrace& t) {
+      if (!a.quiet) summary.add(t);
+      failed += t.status() != v1::SimTrace::OK;
+    });
     writer = std::make_unique<TraceWriter>(a.output);
     std::cerr << "gradsim: resuming " << a.output << " after " << options.skip << " simulations\n";
   } else {
@@ -170,8 +175,7 @@ int run(const Registry& registry, const RunArgs& a) {
   }
   const std::uint64_t total = shard_size(v.count, shard_index, shard_count);
   Progress progress(total, options.skip, a.progress || isatty(STDERR_FILENO));
-  RunSummary summary(a.stable_band);
-  std::uint64_t done = options.skip, failed = 0;
+  std::uint64_t done = options.skip;
   std::signal(SIGINT, on_interrupt);
   const auto counts = run_sweep(spec, registry, v.count, options, [&](const v1::SimTrace& t) {
     writer->append(t);
@@ -191,7 +195,7 @@ int run(const Registry& registry, const RunArgs& a) {
               << a.output << (a.shard.empty() ? "" : " --shard " + a.shard) << " --resume\n";
     return 130;
   }
-  return counts.failed ? 2 : 0;
+  return failed ? 2 : 0;  // failures of this run or of the one it resumed
 }
 
 }  // namespace

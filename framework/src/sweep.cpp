@@ -116,17 +116,20 @@ std::string header_difference(const v1::TraceHeader& a, const v1::TraceHeader& b
 
 }  // namespace
 
-std::uint64_t prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header) {
+std::uint64_t prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header,
+                             const std::function<void(const v1::SimTrace&)>& seen) {
   TraceReader reader(file);
   const std::string diff = header_difference(reader.header(), header);
   if (!diff.empty() || reader.header().shard_index() != header.shard_index())
     throw Error(file.string() + ": error: cannot resume: the file was written for " +
                 (diff.empty() ? "another shard" : diff) + "; run without --resume to start it again");
   std::uint64_t k = 0;
-  for (v1::SimTrace t; reader.next(t); ++k)
+  for (v1::SimTrace t; reader.next(t); ++k) {
     if (t.index() != header.shard_index() + std::uint64_t(std::max(1u, header.shard_count())) * k)
       throw Error(file.string() + ": error: cannot resume: record " + std::to_string(k) + " has index " +
                   std::to_string(t.index()) + ", not the next of this run; run without --resume");
+    seen(t);
+  }
   const std::uint64_t good = reader.good_bytes();
   if (reader.truncated()) std::filesystem::resize_file(file, good);  // drop the cut record
   return k;

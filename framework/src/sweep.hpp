@@ -40,9 +40,11 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
                     const SweepOptions& options, const std::function<void(const v1::SimTrace&)>& write);
 
 /// For --resume: checks that `file` was written for `header` (same spec, plugins' names and
-/// shard), cuts off an incomplete last record, and returns how many complete records it holds.
-/// Throws Error naming the difference when it belongs to another run.
-std::uint64_t prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header);
+/// shard), hands each complete record to `seen`, cuts off an incomplete last record, and
+/// returns how many complete records it holds. Throws Error naming the difference when the
+/// file belongs to another run.
+std::uint64_t prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header,
+                             const std::function<void(const v1::SimTrace&)>& seen);
 
 /// Joins shard files (any order) into one file equal to the unsharded run's: same header,
 /// records in sweep order. Throws Error if a shard is missing, repeated, foreign or incomplete.
