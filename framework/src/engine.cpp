@@ -99,15 +99,20 @@ Engine<T>::Engine(const v1::SimSpec& spec, const Registry& registry) : spec_(spe
         for (auto p : layer->params()) p.block = long(n.block), params_.push_back(p);
 
   // Parameters: weights and biases drawn in float64 and rounded to T, so every format starts
-  // from the same numbers; fixed_init parameters keep their layer's values.
+  // from the same numbers; fixed_init parameters keep their layer's values. Each parameter
+  // has its own random stream, keyed by its block and name, so that adding a mitigation
+  // (a projection, a norm) leaves the draws of every other parameter as they were.
   const auto init = registry.get(Kind::initializer, spec.init().name()).info->initializer(params_of(spec.init()));
-  Rng weights(spec.seed(), 1), data(spec.seed(), 2), targets(spec.seed(), 3);
   for (auto& p : params_) {
     if (p.role == ParamRole::fixed_init) continue;
+    std::uint64_t name_hash = 0xcbf29ce484222325ull;  // FNV-1a
+    for (unsigned char c : p.name) name_hash = (name_hash ^ c) * 0x100000001b3ull;
+    Rng weights(spec.seed(), mix64(std::uint64_t(p.block) + 0x100) ^ name_hash);
     Eigen::MatrixXd w(p.value->rows(), p.value->cols());
     init->fill(p.role, p.fan_in, p.fan_out, w, weights);
     *p.value = w.cast<T>();
   }
+  Rng data(spec.seed(), 2), targets(spec.seed(), 3);
   Eigen::MatrixXd x(spec.batch(), net.input_width());
   data.fill_normal(x);
   values_[0] = x.cast<T>();
