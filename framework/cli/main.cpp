@@ -134,6 +134,7 @@ extern "C" void on_interrupt(int) {
 }
 
 struct RunArgs {
+  std::vector<std::string> plugin_dirs;
   std::string spec, output = "traces.pb", shard;
   int threads = 0;
   bool quiet = false, resume = false, progress = false;
@@ -190,9 +191,11 @@ int run(const Registry& registry, const RunArgs& a) {
   if (options.skip) std::cout << " (after " << options.skip << " from before)";
   std::cout << '\n';
   if (counts.interrupted) {
+    std::string dirs;
+    for (const auto& d : a.plugin_dirs) dirs += "--plugin-dir " + d + " ";
     std::cerr << "gradsim: interrupted after " << done << " of " << total << " simulations; " << a.output
-              << " holds them all. Finish with: gradsim run " << (a.spec.empty() ? "" : a.spec + " ") << "-o "
-              << a.output << (a.shard.empty() ? "" : " --shard " + a.shard) << " --resume\n";
+              << " holds them all. Finish with: gradsim " << dirs << "run " << (a.spec.empty() ? "" : a.spec + " ")
+              << "-o " << a.output << (a.shard.empty() ? "" : " --shard " + a.shard) << " --resume\n";
     return 130;
   }
   return failed ? 2 : 0;  // failures of this run or of the one it resumed
@@ -278,6 +281,7 @@ int main(int argc, char** argv) try {
     std::cout << spec_file.source << ": ok, " << v.count << " simulation" << (v.count == 1 ? "" : "s") << '\n';
     return 0;
   }
+  ra.plugin_dirs = plugin_dirs;
   return run(registry, ra);
 } catch (const std::exception& e) {
   return report_error(e.what());
