@@ -243,6 +243,32 @@ void Engine<T>::record(v1::SimTrace& out) const {
   }
 }
 
+void check_constructible(const v1::SimSpec& spec, const Registry& registry) {
+  const auto& net = spec.network();
+  auto attempt = [](const std::string& where, const std::string& name, auto&& make) {
+    try {
+      make();
+    } catch (const std::exception& e) {
+      throw SpecError(where, "\"" + name + "\" cannot be built: " + e.what());
+    }
+  };
+  const auto& layer = registry.get(Kind::layer, net.layer().name()).info->make<double>().layer;
+  for (std::size_t fan_in : {std::size_t(net.input_width()), std::size_t(net.width())})
+    attempt("network.layer.name", net.layer().name(),
+            [&] { layer(LayerArgs{fan_in, net.width(), params_of(net.layer())}); });
+  attempt("network.activation.name", net.activation().name(), [&] {
+    registry.get(Kind::activation, net.activation().name()).info->make<double>().activation(params_of(net.activation()));
+  });
+  attempt("init.name", spec.init().name(),
+          [&] { registry.get(Kind::initializer, spec.init().name()).info->initializer(params_of(spec.init())); });
+  attempt("loss.name", spec.loss().name(),
+          [&] { registry.get(Kind::loss, spec.loss().name()).info->make<double>().loss(params_of(spec.loss())); });
+  for (int i = 0; i < spec.mitigations_size(); ++i)
+    attempt("mitigations[" + std::to_string(i) + "].name", spec.mitigations(i).name(), [&] {
+      registry.get(Kind::mitigation, spec.mitigations(i).name()).info->make<double>().mitigation(params_of(spec.mitigations(i)));
+    });
+}
+
 void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out) {
   try {
     switch (spec.dtype()) {

@@ -74,6 +74,12 @@ class Engine {
   double loss_scale_ = 1;
 };
 
+/// Constructs, in float64, every plugin object a resolved spec needs (layers for both fan-ins,
+/// activation, initialiser, loss, mitigations), so that a plugin refusing its arguments (a
+/// gain layer asked to change width) is a spec error before anything runs. Throws SpecError
+/// naming the spec field.
+void check_constructible(const v1::SimSpec& spec, const Registry& registry);
+
 /// Runs one resolved simulation in its dtype and fills `out` (index and spec are the
 /// caller's). An exception thrown by plugin code becomes status FAILED with its message;
 /// inf and NaN in the numbers are results, not failures.

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine.hpp"
 #include "error.hpp"
 
 namespace gradsim {
@@ -113,6 +114,7 @@ Validation validate(const SpecFile& spec, const Registry& registry) {
     fail("base.seed", "base.seed is derived by gradsim from the sweep's seed and the simulation's "
                       "index; set the top-level 'seed' instead");
   Validation out;
+  std::set<std::string> built;
   try {
     out.count = sim_count(sweep);
   } catch (const SpecError& e) {
@@ -127,6 +129,10 @@ Validation validate(const SpecFile& spec, const Registry& registry) {
     }
     try {
       resolve(sim, registry);
+      // Build the plugin objects once per distinct configuration (not per replica or seed).
+      v1::SimSpec key = sim;
+      key.clear_seed(), key.clear_label(), key.clear_batch(), key.clear_dtype();
+      if (built.insert(key.SerializeAsString()).second) check_constructible(sim, registry);
     } catch (const SpecError& e) {
       // A field an axis sets is reported at the axis value that set it.
       const auto idx = axis_indices(sweep, i);

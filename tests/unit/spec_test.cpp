@@ -90,6 +90,13 @@ TEST(Spec, AxisValueOfWrongTypeIsReported) {
               HasSubstr("depth takes an integer in [0, 4294967295], not the number 2.5"));
 }
 
+TEST(Spec, PluginThatRefusesItsArgumentsIsASpecError) {
+  EXPECT_EQ(validate_error("base { network { depth: 3 width: 4 input_width: 5\n"
+                           "  layer { name: \"gain\" } } }"),
+            "s.textproto:2:11: error: \"gain\" cannot be built: gain layer keeps the width: set "
+            "network.input_width equal to network.width (got 5 and 4)");
+}
+
 TEST(Spec, CubeFailsBeforeItsPluginIsLoadedAndPassesAfter) {
   const std::string spec = "base { network { depth: 2 width: 3 activation { name: \"cube\" } } }";
   EXPECT_THAT(validate_error(spec, test::builtins()), HasSubstr("unknown activation \"cube\""));
