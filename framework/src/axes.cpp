@@ -182,6 +182,8 @@ std::uint64_t sim_seed(std::uint64_t sweep_seed, std::uint64_t replica) {
 }
 
 void set_field(v1::SimSpec& sim, const std::string& path, double number, const std::string* text) {
+  if (path == "seed")
+    throw SpecError(path, "seed is derived by gradsim from the sweep's seed and the replica; use replicas: N");
   const auto tokens = split(path, '.');
   pb::Message* msg = &sim;
   for (std::size_t t = 0; t < tokens.size(); ++t) {

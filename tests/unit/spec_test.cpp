@@ -216,6 +216,8 @@ TEST(Axes, BadAxesAreLocatedErrors) {
               HasSubstr("range.count must be at least 1"));
   EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"mitigations[0].name\" texts: [\"\", \"layer_norm\"] }"),
               HasSubstr("'mitigations' has 0 entries in the base spec; add entry 0 there"));
+  EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"seed\" numbers: [1, 2] }"),
+              HasSubstr("seed is derived by gradsim"));
   EXPECT_THAT(validate_error(std::string(kBase) + "axis { path: \"mitigations.name\" texts: [\"layer_norm\"] }"),
               HasSubstr("'mitigations' is a list; name one entry, e.g. 'mitigations[0]'"));
 }
