@@ -40,7 +40,6 @@ class Registry {
 
   /// All plugins, sorted by kind then name.
   std::vector<Entry> entries() const;
-  const std::vector<std::unique_ptr<LoadedLibrary>>& libraries() const { return libs_; }
 
  private:
   std::vector<std::unique_ptr<LoadedLibrary>> libs_;
