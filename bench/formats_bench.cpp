@@ -4,9 +4,9 @@
 // prints the ratios.
 #include <benchmark/benchmark.h>
 
-#include "engine.hpp"
-#include "registry.hpp"
-#include "spec.hpp"
+#include "network/engine.hpp"
+#include "plugin/registry.hpp"
+#include "spec/spec.hpp"
 
 namespace {
 

@@ -5,9 +5,10 @@
 
 #include <thread>
 
-#include "registry.hpp"
-#include "spec.hpp"
-#include "sweep.hpp"
+#include "plugin/registry.hpp"
+#include "run/validate.hpp"
+#include "spec/spec.hpp"
+#include "run/sweep.hpp"
 
 namespace {
 

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "registry.hpp"
+#include "plugin/registry.hpp"
 
 namespace gradsim::test {
 

@@ -1,8 +1,9 @@
-// The gradsim command line: run | validate | plugins | inspect.
+// The gradsim command line: run | validate | plugins | gradcheck | inspect | merge.
 #include <CLI/CLI.hpp>
 
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <iostream>
@@ -10,12 +11,14 @@
 
 #include <unistd.h>
 
+#include "check/gradcheck.hpp"
 #include "error.hpp"
-#include "registry.hpp"
-#include "report.hpp"
-#include "spec.hpp"
-#include "sweep.hpp"
-#include "trace_io.hpp"
+#include "plugin/registry.hpp"
+#include "io/report.hpp"
+#include "run/validate.hpp"
+#include "spec/spec.hpp"
+#include "run/sweep.hpp"
+#include "io/trace_io.hpp"
 
 namespace fs = std::filesystem;
 using namespace gradsim;
@@ -119,6 +122,59 @@ void list_plugins(const Registry& registry, bool json) {
       std::cout << "    " << d.name << ": " << type_text(d.type) << " = " << default_text(d) << "  in "
                 << range_text(d) << "  " << d.help << '\n';
   }
+}
+
+// Checks the named plugins (every plugin found if none is named), three seeds each; prints
+// one line per plugin. Returns 1 if any check fails.
+int gradcheck(const Registry& registry, const std::vector<std::string>& names) {
+  std::vector<Registry::Entry> chosen;
+  for (const auto& name : names) {
+    std::size_t found = 0;
+    for (const auto& e : registry.entries())
+      if (e.info->name == name) chosen.push_back(e), ++found;
+    if (!found) {
+      std::string close;
+      for (Kind k : {Kind::layer, Kind::activation, Kind::initializer, Kind::loss, Kind::mitigation})
+        for (const auto& c : registry.suggest(k, name)) close += (close.empty() ? "" : ", ") + ('"' + c + '"');
+      throw Error("no plugin named \"" + name + "\"" + (close.empty() ? "" : " (did you mean " + close + "?)") +
+                  "; `gradsim plugins` lists the plugins found");
+    }
+  }
+  if (names.empty()) chosen = registry.entries();
+  int failed = 0;
+  for (const auto& e : chosen) {
+    std::vector<CheckResult> results;
+    std::string error;
+    try {
+      for (std::uint64_t seed : {1, 2, 3})
+        for (auto& r : check_plugin(*e.info, registry, seed)) results.push_back(r);
+    } catch (const std::exception& ex) {
+      error = ex.what();
+    }
+    // The worst result of each quantity over the seeds.
+    std::vector<CheckResult> worst;
+    for (const auto& r : results) {
+      auto it = std::find_if(worst.begin(), worst.end(), [&](const auto& w) { return w.what == r.what; });
+      if (it == worst.end()) worst.push_back(r);
+      else if (!(it->error >= r.error)) *it = r;
+    }
+    const bool ok = error.empty() && !worst.empty() &&
+                    std::all_of(worst.begin(), worst.end(), [](const auto& r) { return r.pass(); });
+    failed += !ok;
+    std::cout << (ok ? "ok    " : "FAIL  ") << kind_name(e.info->kind) << " " << e.info->name << "  ("
+              << e.library->file.filename().string() << ")\n";
+    if (!error.empty()) std::cout << "        error: " << error << '\n';
+    if (error.empty() && worst.empty()) std::cout << "        nothing to check\n";
+    for (const auto& r : worst)
+      if (!ok)
+        std::cout << "        " << (r.pass() ? "ok    " : "FAIL  ") << r.what << ": " << r.error << " (tolerance "
+                  << r.tolerance << ")\n";
+  }
+  std::cout << chosen.size() - std::size_t(failed) << " of " << chosen.size() << " plugins pass";
+  if (failed) std::cout << "; gradients are compared with central differences in float64 (relative error), "
+                           "initialisers with their declared variances";
+  std::cout << '\n';
+  return failed ? 1 : 0;
 }
 
 fs::path spec_or_default(const std::string& spec) {
@@ -229,6 +285,10 @@ int main(int argc, char** argv) try {
   validate_cmd->add_option("spec", spec, "spec file; default: the demo in sims/");
   auto* plugins = app.add_subcommand("plugins", "list every plugin found, with its parameters");
   plugins->add_flag("--json", json, "machine-readable output");
+  std::vector<std::string> check_names;
+  auto* check = app.add_subcommand("gradcheck", "check plugins' backward passes against finite differences "
+                                                "(initialisers against their declared variances)");
+  check->add_option("names", check_names, "plugin names; default: every plugin found");
   auto* inspect = app.add_subcommand("inspect", "summarise a traces file");
   inspect->add_option("traces", traces, "traces file")->required();
   inspect->add_flag("--json", json, "one JSON object per simulation (protobuf's JSON mapping)");
@@ -275,6 +335,7 @@ int main(int argc, char** argv) try {
     list_plugins(registry, json);
     return 0;
   }
+  if (*check) return gradcheck(registry, check_names);
   if (*validate_cmd) {
     const SpecFile spec_file = read_spec(spec_or_default(spec));
     const Validation v = validate(spec_file, registry);

@@ -9,6 +9,7 @@ struct Elu {
   explicit Elu(const gradsim::Params& p) : alpha(p.number("alpha")) {}
   template <class T> T f(T x) const { return x > T(0) ? x : T(alpha) * gradsim::fn::expm1(x); }
   template <class T> T df(T x) const { return x > T(0) ? T(1) : T(alpha) * gradsim::fn::exp(x); }
+  static std::vector<double> kinks() { return {0.0}; }  // where f' jumps
   double alpha;
 };
 GRADSIM_ACTIVATION("elu", Elu)

@@ -9,6 +9,7 @@ struct LeakyRelu {
   explicit LeakyRelu(const gradsim::Params& p) : slope(p.number("slope")) {}
   template <class T> T f(T x) const { return x < T(0) ? T(slope) * x : x; }  // NaN stays NaN
   template <class T> T df(T x) const { return x > T(0) ? T(1) : T(slope); }
+  static std::vector<double> kinks() { return {0.0}; }  // where f' jumps
   double slope;
 };
 GRADSIM_ACTIVATION("leaky_relu", LeakyRelu)

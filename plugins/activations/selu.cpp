@@ -8,5 +8,6 @@ struct Selu {
   static constexpr double alpha = 1.6732632423543772848170429916717;
   template <class T> static T f(T x) { return x > T(0) ? T(lambda) * x : T(lambda * alpha) * gradsim::fn::expm1(x); }
   template <class T> static T df(T x) { return x > T(0) ? T(lambda) : T(lambda * alpha) * gradsim::fn::exp(x); }
+  static std::vector<double> kinks() { return {0.0}; }  // where f' jumps
 };
 GRADSIM_ACTIVATION("selu", Selu)

@@ -11,13 +11,13 @@ class Softmax final : public gradsim::Activation<T> {
   static constexpr const char* help = "softmax over the features of each row (full Jacobian in backward)";
   explicit Softmax(const gradsim::Params&) {}
 
-  void forward(const gradsim::Matrix<T>& h, gradsim::Matrix<T>& a) override {
+  void forward(const gradsim::Matrix<T>& h, gradsim::Matrix<T>& a) const override {
     // Subtracting the row maximum changes nothing mathematically and keeps e^h finite.
     a = (h.colwise() - h.rowwise().maxCoeff()).unaryExpr([](T x) { return gradsim::fn::exp(x); });
     a.array().colwise() /= a.rowwise().sum().array();
   }
   void backward(const gradsim::Matrix<T>&, const gradsim::Matrix<T>& a, const gradsim::Matrix<T>& da,
-                gradsim::Matrix<T>& dh) override {
+                gradsim::Matrix<T>& dh) const override {
     const gradsim::Matrix<T> dot = da.cwiseProduct(a).rowwise().sum();  // sum_j da_j a_j, per row
     dh = a.cwiseProduct(da - dot.replicate(1, da.cols()));
   }

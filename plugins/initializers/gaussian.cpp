@@ -12,10 +12,14 @@ class Gaussian final : public gradsim::Initializer {
   explicit Gaussian(const gradsim::Params& p)
       : gain_(p.number("gain")), bias_std_(p.number("bias_std")) {}
 
-  void fill(gradsim::ParamRole role, std::size_t fan_in, std::size_t, Eigen::MatrixXd& value,
+  void fill(gradsim::WeightRole role, std::size_t fan_in, std::size_t, gradsim::Matrix<double>& value,
             gradsim::Rng& rng) const override {
-    const double std = role == gradsim::ParamRole::bias ? bias_std_ : gain_ / std::sqrt(double(fan_in));
+    const double std = role == gradsim::WeightRole::bias ? bias_std_ : gain_ / std::sqrt(double(fan_in));
     rng.fill_normal(value, std);
+  }
+
+  std::optional<gradsim::Variances> variances(std::size_t, std::size_t) const override {
+    return gradsim::Variances{gain_ * gain_, bias_std_ * bias_std_};
   }
 
  private:

@@ -18,16 +18,21 @@ class He final : public gradsim::Initializer {
       : fan_out_(p.text("mode") == "fan_out"), uniform_(p.text("distribution") == "uniform"),
         gain_(gradsim_plugins::nonlinearity_gain(p.text("nonlinearity"), p.number("slope"))) {}
 
-  void fill(gradsim::ParamRole role, std::size_t fan_in, std::size_t fan_out, Eigen::MatrixXd& value,
+  void fill(gradsim::WeightRole role, std::size_t fan_in, std::size_t fan_out, gradsim::Matrix<double>& value,
             gradsim::Rng& rng) const override {
-    if (role == gradsim::ParamRole::bias) {
+    if (role == gradsim::WeightRole::bias) {
       value.setZero();
       return;
     }
     const double std = gain_ / std::sqrt(double(fan_out_ ? fan_out : fan_in));
     if (!uniform_) return rng.fill_normal(value, std);
     const double bound = std * std::sqrt(3.0);
-    for (Eigen::Index i = 0; i < value.size(); ++i) value(i) = bound * (2 * rng.uniform() - 1);
+    rng.fill_uniform(value, -bound, bound);
+  }
+
+  // Var W = gain^2 / fan = sigma_w2 / fan_in.
+  std::optional<gradsim::Variances> variances(std::size_t fan_in, std::size_t fan_out) const override {
+    return gradsim::Variances{gain_ * gain_ * double(fan_in) / double(fan_out_ ? fan_out : fan_in), 0.0};
   }
 
  private:

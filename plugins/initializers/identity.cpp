@@ -9,13 +9,16 @@ class Identity final : public gradsim::Initializer {
     return {gradsim::ParamDecl::real("gain", 1.0, -1e6, 1e6, "the diagonal value")};
   }
   explicit Identity(const gradsim::Params& p) : gain_(p.number("gain")) {}
-  void fill(gradsim::ParamRole role, std::size_t, std::size_t, Eigen::MatrixXd& value, gradsim::Rng&) const override {
-    if (role == gradsim::ParamRole::bias) {
+  void fill(gradsim::WeightRole role, std::size_t, std::size_t, gradsim::Matrix<double>& value, gradsim::Rng&) const override {
+    if (role == gradsim::WeightRole::bias) {
       value.setZero();
       return;
     }
     value = gain_ * Eigen::MatrixXd::Identity(value.rows(), value.cols());
   }
+
+  // Not random: no variance to declare, and no mean-field theory applies.
+  std::optional<gradsim::Variances> variances(std::size_t, std::size_t) const override { return std::nullopt; }
 
  private:
   double gain_;

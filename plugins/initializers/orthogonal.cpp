@@ -13,9 +13,9 @@ class Orthogonal final : public gradsim::Initializer {
   }
   explicit Orthogonal(const gradsim::Params& p) : gain_(p.number("gain")) {}
 
-  void fill(gradsim::ParamRole role, std::size_t, std::size_t, Eigen::MatrixXd& value,
+  void fill(gradsim::WeightRole role, std::size_t, std::size_t, gradsim::Matrix<double>& value,
             gradsim::Rng& rng) const override {
-    if (role == gradsim::ParamRole::bias) {
+    if (role == gradsim::WeightRole::bias) {
       value.setZero();
       return;
     }
@@ -28,6 +28,12 @@ class Orthogonal final : public gradsim::Initializer {
     for (Eigen::Index j = 0; j < q.cols(); ++j)
       if (r(j, j) < 0) q.col(j) *= -1;
     value = gain_ * (tall ? q : Eigen::MatrixXd(q.transpose()));
+  }
+
+  // Orthonormal columns (fan_in >= fan_out) have entries of variance 1/fan_in; orthonormal
+  // rows, 1/fan_out. The entries are not independent, but each has mean 0 and this variance.
+  std::optional<gradsim::Variances> variances(std::size_t fan_in, std::size_t fan_out) const override {
+    return gradsim::Variances{gain_ * gain_ * (fan_in >= fan_out ? 1.0 : double(fan_in) / double(fan_out)), 0.0};
   }
 
  private:

@@ -12,16 +12,21 @@ class Xavier final : public gradsim::Initializer {
   }
   explicit Xavier(const gradsim::Params& p) : gain_(p.number("gain")), uniform_(p.text("distribution") == "uniform") {}
 
-  void fill(gradsim::ParamRole role, std::size_t fan_in, std::size_t fan_out, Eigen::MatrixXd& value,
+  void fill(gradsim::WeightRole role, std::size_t fan_in, std::size_t fan_out, gradsim::Matrix<double>& value,
             gradsim::Rng& rng) const override {
-    if (role == gradsim::ParamRole::bias) {
+    if (role == gradsim::WeightRole::bias) {
       value.setZero();
       return;
     }
     const double std = gain_ * std::sqrt(2.0 / double(fan_in + fan_out));
     if (!uniform_) return rng.fill_normal(value, std);
     const double bound = std * std::sqrt(3.0);  // U(-b, b) has variance b^2 / 3
-    for (Eigen::Index i = 0; i < value.size(); ++i) value(i) = bound * (2 * rng.uniform() - 1);
+    rng.fill_uniform(value, -bound, bound);
+  }
+
+  // Var W = gain^2 2/(fan_in + fan_out) = sigma_w2 / fan_in.
+  std::optional<gradsim::Variances> variances(std::size_t fan_in, std::size_t fan_out) const override {
+    return gradsim::Variances{gain_ * gain_ * 2.0 * double(fan_in) / double(fan_in + fan_out), 0.0};
   }
 
  private:

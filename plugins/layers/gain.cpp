@@ -1,5 +1,5 @@
-// gain: h = g x, no parameters. The textbook chain in which every layer scales the gradient by
-// exactly g: dL/dx = g dL/dh.
+// gain: y = g x, no weights. The textbook chain in which every layer scales the gradient by
+// exactly g: dL/dx = g dL/dy.
 #include <stdexcept>
 #include <gradsim/gradsim.hpp>
 
@@ -8,7 +8,7 @@ namespace {
 template <class T>
 class Gain final : public gradsim::Layer<T> {
  public:
-  static constexpr const char* help = "h = g * x (keeps the width; no parameters)";
+  static constexpr const char* help = "y = g * x (keeps the width; no weights)";
   static std::vector<gradsim::ParamDecl> param_decls() {
     return {gradsim::ParamDecl::real("g", 10.0, -1e30, 1e30, "the factor")};
   }
@@ -17,9 +17,11 @@ class Gain final : public gradsim::Layer<T> {
       throw std::invalid_argument("gain layer keeps the width: set network.input_width equal to network.width (got " +
                                   std::to_string(a.fan_in) + " and " + std::to_string(a.fan_out) + ")");
   }
-  void forward(const gradsim::Matrix<T>& x, gradsim::Matrix<T>& h) override { h = T(g_) * x; }
-  void backward(const gradsim::Matrix<T>& dh, gradsim::Matrix<T>& dx) override { dx = T(g_) * dh; }
-  std::vector<gradsim::ParamRef<T>> params() override { return {}; }
+  void forward(gradsim::Ctx<T>&, const gradsim::Matrix<T>& x, gradsim::Matrix<T>& y) const override { y = T(g_) * x; }
+  void backward(gradsim::Ctx<T>&, const gradsim::Matrix<T>&, const gradsim::Matrix<T>&, const gradsim::Matrix<T>& dy,
+                gradsim::Matrix<T>& dx) const override {
+    dx = T(g_) * dy;
+  }
 
  private:
   double g_;

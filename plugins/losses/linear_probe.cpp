@@ -16,8 +16,8 @@ class LinearProbe final : public gradsim::Loss<T> {
     V_.resize(batch, width);
     rng.fill_normal(V_, 1 / std::sqrt(double(batch * width)));
   }
-  T forward(const gradsim::Matrix<T>& y) override { return V_.cwiseProduct(y).sum(); }
-  void backward(const gradsim::Matrix<T>&, gradsim::Matrix<T>& dy) override { dy = V_; }
+  T forward(const gradsim::Matrix<T>& y) const override { return V_.cwiseProduct(y).sum(); }
+  void backward(const gradsim::Matrix<T>&, gradsim::Matrix<T>& dy) const override { dy = V_; }
 
  private:
   gradsim::Matrix<T> V_;

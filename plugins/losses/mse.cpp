@@ -16,11 +16,11 @@ class Mse final : public gradsim::Loss<T> {
     t_.resize(batch, width);
     rng.fill_normal(t_, target_std_);
   }
-  T forward(const gradsim::Matrix<T>& y) override {
+  T forward(const gradsim::Matrix<T>& y) const override {
     return (y - t_).squaredNorm() / T(2 * y.rows());
   }
   // dL/dy = (y - t) / B.
-  void backward(const gradsim::Matrix<T>& y, gradsim::Matrix<T>& dy) override {
+  void backward(const gradsim::Matrix<T>& y, gradsim::Matrix<T>& dy) const override {
     dy = (y - t_) / T(y.rows());
   }
 

@@ -28,7 +28,7 @@ class Clip : public gradsim::Mitigation<T> {
     clip(one, long(block), "flowing_grad");
   }
 
-  void param_grads(std::vector<gradsim::ParamRef<T>>& grads) override {
+  void param_grads(std::vector<gradsim::WeightRef<T>>& grads) override {
     if constexpr (M == Mode::global_norm) {
       std::vector<gradsim::Matrix<T>*> all;
       for (auto& g : grads) all.push_back(g.grad);
@@ -45,8 +45,7 @@ class Clip : public gradsim::Mitigation<T> {
   static double size_of(const std::vector<gradsim::Matrix<T>*>& group) {
     double s = 0;
     for (auto* m : group) {
-      const double x = M == Mode::value ? double(static_cast<float>(m->cwiseAbs().maxCoeff()))
-                                        : gradsim::norm_f64(*m);
+      const double x = M == Mode::value ? gradsim::max_abs_f64(*m) : gradsim::norm_f64(*m);
       s = M == Mode::value ? std::max(s, x) : s + x * x;
     }
     return M == Mode::value ? s : std::sqrt(s);

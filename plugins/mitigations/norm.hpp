@@ -22,49 +22,53 @@ class Norm final : public gradsim::Layer<T> {
   using M = gradsim::Matrix<T>;
 
  public:
-  Norm(std::size_t width, bool affine, double eps)
-      : width_(width), affine_(affine), eps_(eps),
-        gamma_(M::Ones(1, affine ? width : 0)), dgamma_(M::Zero(1, gamma_.cols())),
-        beta_(M::Zero(1, affine && K != NormKind::rms ? width : 0)), dbeta_(beta_) {}
+  Norm(std::size_t width, bool affine, double eps) : width_(width), affine_(affine), eps_(eps) {}
 
-  void forward(const M& x, M& y) override {
+  // gamma = 1 and beta = 0 to start, whatever the spec's initialiser.
+  std::vector<gradsim::WeightDecl> weights() const override {
+    if (!affine_) return {};
+    using gradsim::WeightInit, gradsim::WeightRole;
+    std::vector<gradsim::WeightDecl> w{{"gamma", 1, width_, WeightRole::other, width_, width_, WeightInit::constant, 1.0}};
+    if (K != NormKind::rms) w.push_back({"beta", 1, width_, WeightRole::other, width_, width_, WeightInit::constant, 0.0});
+    return w;
+  }
+
+  // Saved for backward: 0 = xhat (group-major), 1 = 1/sqrt(var + eps) per group.
+  void forward(gradsim::Ctx<T>& ctx, const M& x, M& y) const override {
     // Work on groups as columns: batch norm's groups are x's columns, the others' its rows.
     const M xg = group_major(x);
     const Eigen::Index n = xg.rows();
     M centred = xg;
     if constexpr (K != NormKind::rms) centred.rowwise() -= xg.colwise().sum() / T(double(n));
     const M ms = centred.cwiseProduct(centred).colwise().sum() / T(double(n));  // var, or mean(x^2)
-    inv_ = ms.unaryExpr([this](T v) { return T(1) / gradsim::fn::sqrt(v + T(eps_)); });
-    xhat_ = centred.array().rowwise() * inv_.row(0).array();
-    y = from_group_major(xhat_);
+    M& inv = ctx.saved(1);
+    M& xhat = ctx.saved(0);
+    inv = ms.unaryExpr([this](T v) { return T(1) / gradsim::fn::sqrt(v + T(eps_)); });
+    xhat = centred.array().rowwise() * inv.row(0).array();
+    y = from_group_major(xhat);
     if (affine_) {
-      y.array().rowwise() *= gamma_.row(0).array();
-      if (beta_.cols()) y.rowwise() += beta_.row(0);
+      y.array().rowwise() *= ctx.w(0).row(0).array();
+      if (K != NormKind::rms) y.rowwise() += ctx.w(1).row(0);
     }
   }
 
-  void backward(const M& dy, M& dx) override {
-    const M xhat = from_group_major(xhat_);
+  void backward(gradsim::Ctx<T>& ctx, const M&, const M&, const M& dy, M& dx) const override {
+    const M& xhat_g = ctx.saved(0);
+    const M& inv = ctx.saved(1);
+    const M xhat = from_group_major(xhat_g);
     if (affine_) {
-      dgamma_ += dy.cwiseProduct(xhat).colwise().sum();
-      if (beta_.cols()) dbeta_ += dy.colwise().sum();
+      ctx.dw(0) += dy.cwiseProduct(xhat).colwise().sum();
+      if (K != NormKind::rms) ctx.dw(1) += dy.colwise().sum();
     }
     M dxhat = dy;
-    if (affine_) dxhat.array().rowwise() *= gamma_.row(0).array();
+    if (affine_) dxhat.array().rowwise() *= ctx.w(0).row(0).array();
     M g = group_major(dxhat);
     const T n = T(double(g.rows()));
-    const M proj = g.cwiseProduct(xhat_).colwise().sum() / n;  // mean(dxhat * xhat)
+    const M proj = g.cwiseProduct(xhat_g).colwise().sum() / n;  // mean(dxhat * xhat)
     if constexpr (K != NormKind::rms) g.rowwise() -= g.colwise().sum() / n;
-    g -= (xhat_.array().rowwise() * proj.row(0).array()).matrix();
-    g.array().rowwise() *= inv_.row(0).array();
+    g -= (xhat_g.array().rowwise() * proj.row(0).array()).matrix();
+    g.array().rowwise() *= inv.row(0).array();
     dx = from_group_major(g);
-  }
-
-  std::vector<gradsim::ParamRef<T>> params() override {
-    std::vector<gradsim::ParamRef<T>> p;
-    if (gamma_.cols()) p.push_back({"gamma", gradsim::ParamRole::fixed_init, width_, width_, &gamma_, &dgamma_});
-    if (beta_.cols()) p.push_back({"beta", gradsim::ParamRole::fixed_init, width_, width_, &beta_, &dbeta_});
-    return p;
   }
 
  private:
@@ -74,8 +78,6 @@ class Norm final : public gradsim::Layer<T> {
   std::size_t width_;
   bool affine_;
   double eps_;
-  M gamma_, dgamma_, beta_, dbeta_;
-  M xhat_, inv_;  // group-major normalised input, and 1/sqrt(var + eps) per group
 };
 
 inline const std::vector<std::string> kPlacements = {"pre_activation", "post_activation", "residual_pre",
@@ -101,7 +103,7 @@ class NormMitigation : public gradsim::Mitigation<T> {
                                          : gradsim::Site::segment_out;
   }
   std::unique_ptr<gradsim::Layer<T>> insert(gradsim::Site site, std::size_t, std::size_t width,
-                                            std::size_t) override {
+                                            std::size_t) const override {
     if (site != site_) return nullptr;
     return std::make_unique<Norm<T, K>>(width, affine_, eps_);
   }

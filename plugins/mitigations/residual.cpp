@@ -11,21 +11,21 @@ namespace {
 template <class T>
 class Projection final : public gradsim::Layer<T> {
  public:
-  Projection(std::size_t fan_in, std::size_t fan_out)
-      : fan_in_(fan_in), fan_out_(fan_out), W_(gradsim::Matrix<T>::Zero(fan_in, fan_out)), dW_(W_) {}
-  void forward(const gradsim::Matrix<T>& x, gradsim::Matrix<T>& h) override { x_ = &x, gradsim::matmul(x, W_, h); }
-  void backward(const gradsim::Matrix<T>& dh, gradsim::Matrix<T>& dx) override {
-    gradsim::matmul(x_->transpose(), dh, dW_, /*accumulate=*/true);
-    gradsim::matmul(dh, W_.transpose(), dx);
+  Projection(std::size_t fan_in, std::size_t fan_out) : fan_in_(fan_in), fan_out_(fan_out) {}
+  std::vector<gradsim::WeightDecl> weights() const override {
+    return {{"P", fan_in_, fan_out_, gradsim::WeightRole::weight, fan_in_, fan_out_}};
   }
-  std::vector<gradsim::ParamRef<T>> params() override {
-    return {{"P", gradsim::ParamRole::weight, fan_in_, fan_out_, &W_, &dW_}};
+  void forward(gradsim::Ctx<T>& ctx, const gradsim::Matrix<T>& x, gradsim::Matrix<T>& y) const override {
+    gradsim::matmul(x, ctx.w(0), y);
+  }
+  void backward(gradsim::Ctx<T>& ctx, const gradsim::Matrix<T>& x, const gradsim::Matrix<T>&,
+                const gradsim::Matrix<T>& dy, gradsim::Matrix<T>& dx) const override {
+    gradsim::matmul(x, dy, ctx.dw(0), {.transpose_a = true, .accumulate = true});
+    gradsim::matmul(dy, ctx.w(0), dx, {.transpose_b = true});
   }
 
  private:
   std::size_t fan_in_, fan_out_;
-  gradsim::Matrix<T> W_, dW_;
-  const gradsim::Matrix<T>* x_ = nullptr;
 };
 
 template <class T>
@@ -42,11 +42,11 @@ class Residual final : public gradsim::Mitigation<T> {
       : span_(std::size_t(p.integer("span"))), alpha_(p.number("alpha")),
         scaled_(p.text("alpha_rule") == "inv_sqrt_branches") {}
 
-  std::optional<gradsim::Shortcut> shortcut(std::size_t depth) override {
+  std::optional<gradsim::Shortcut> shortcut(std::size_t depth) const override {
     const double branches = double((depth + span_ - 1) / span_);
     return gradsim::Shortcut{span_, scaled_ ? alpha_ / std::sqrt(branches) : alpha_};
   }
-  std::unique_ptr<gradsim::Layer<T>> projection(std::size_t fan_in, std::size_t fan_out) override {
+  std::unique_ptr<gradsim::Layer<T>> projection(std::size_t fan_in, std::size_t fan_out) const override {
     return std::make_unique<Projection<T>>(fan_in, fan_out);
   }
 

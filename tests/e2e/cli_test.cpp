@@ -9,7 +9,7 @@
 #include <fstream>
 #include <sys/wait.h>
 
-#include "trace_io.hpp"
+#include "io/trace_io.hpp"
 
 namespace gradsim {
 namespace {

@@ -15,7 +15,7 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 
-#include "trace_io.hpp"
+#include "io/trace_io.hpp"
 
 extern char** environ;
 

@@ -3,8 +3,8 @@
 #include <gmock/gmock.h>
 
 #include "../common.hpp"
-#include "engine.hpp"
-#include "spec.hpp"
+#include "network/engine.hpp"
+#include "spec/spec.hpp"
 
 namespace gradsim {
 namespace {

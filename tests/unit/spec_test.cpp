@@ -4,7 +4,8 @@
 
 #include "../common.hpp"
 #include "error.hpp"
-#include "spec.hpp"
+#include "run/validate.hpp"
+#include "spec/spec.hpp"
 
 namespace gradsim {
 namespace {

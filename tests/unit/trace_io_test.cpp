@@ -6,11 +6,12 @@
 #include <fstream>
 
 #include "../common.hpp"
-#include "engine.hpp"
+#include "network/engine.hpp"
 #include "error.hpp"
-#include "spec.hpp"
-#include "sweep.hpp"
-#include "trace_io.hpp"
+#include "run/validate.hpp"
+#include "spec/spec.hpp"
+#include "run/sweep.hpp"
+#include "io/trace_io.hpp"
 
 namespace gradsim {
 namespace {

@@ -2,47 +2,85 @@
 #pragma once
 
 #include <type_traits>
+#include <vector>
 
+#include "abi.hpp"
+#include "compute.hpp"
 #include "params.hpp"
 #include "tensor.hpp"
 
 namespace gradsim {
 
-/// An activation maps h to a = act(h), same shape, with no parameters of its own.
+/// An elementwise activation's scalar functions, for the core: the engine maps them over
+/// arrays, and theory evaluates them (in float64) on quadrature nodes.
 template <class T>
-class Activation {
+struct Elementwise {
+  const void* fn = nullptr;          ///< the plugin's function object (holds its parameters)
+  ScalarKernel<T> f = nullptr;       ///< y = f(x)
+  ScalarKernel<T> df = nullptr;      ///< y = f'(x)
+  std::vector<double> kinks;         ///< points where f' jumps (relu: 0), for integration
+
+  double f_at(double x) const requires std::is_same_v<T, double> { double y; f(fn, &x, &y, 1); return y; }
+  double df_at(double x) const requires std::is_same_v<T, double> { double y; df(fn, &x, &y, 1); return y; }
+};
+
+/// An activation maps h to a = act(h), same shape, with no weights and no state.
+template <class T>
+class GRADSIM_EXPORT Activation {
  public:
   virtual ~Activation() = default;
   /// a = act(h).
-  virtual void forward(const Matrix<T>& h, Matrix<T>& a) = 0;
+  virtual void forward(const Matrix<T>& h, Matrix<T>& a) const = 0;
   /// dh = (da/dh)^T da. Gets both h and a, so that e.g. tanh can use 1 - a^2.
   virtual void backward(const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& da,
-                        Matrix<T>& dh) = 0;
+                        Matrix<T>& dh) const = 0;
+  /// The scalar functions of an elementwise activation; nullptr for one that is not (softmax).
+  virtual const Elementwise<T>* elementwise() const { return nullptr; }
 };
+
+namespace detail {
+template <class F, class = void>
+struct has_kinks : std::false_type {};
+template <class F>
+struct has_kinks<F, std::void_t<decltype(std::declval<const F&>().kinks())>> : std::true_type {};
+}  // namespace detail
 
 /// Runs an elementwise activation F, written as two scalar templates
 ///   template <class T> static T f(T x);   template <class T> static T df(T x);   // df = f'
-/// over whole arrays:  a = f(h),  dh = da * f'(h)  (elementwise).
+/// over whole arrays through the core's map:  a = f(h),  dh = da * f'(h)  (elementwise).
 /// If F is constructible from Params, it is built from the spec's parameters and f/df may be
-/// non-static members reading them (e.g. a leaky_relu slope).
+/// non-static members reading them (e.g. a leaky_relu slope). An optional member
+///   std::vector<double> kinks() const;   // where f' jumps
+/// tells theory where to split its integrals.
 template <class F, class T>
 class ElementwiseActivation final : public Activation<T> {
  public:
-  explicit ElementwiseActivation(const Params& p) : fn_(make(p)) {}
-  void forward(const Matrix<T>& h, Matrix<T>& a) override {
-    a = h.unaryExpr([this](T x) { return fn_.template f<T>(x); });
+  explicit ElementwiseActivation(const Params& p) : fn_(make(p)) {
+    e_.fn = &fn_, e_.f = &f_kernel, e_.df = &df_kernel;
+    if constexpr (detail::has_kinks<F>::value) e_.kinks = fn_.kinks();
   }
-  void backward(const Matrix<T>& h, const Matrix<T>&, const Matrix<T>& da,
-                Matrix<T>& dh) override {
-    dh = da.cwiseProduct(h.unaryExpr([this](T x) { return fn_.template df<T>(x); }));
+  ElementwiseActivation(const ElementwiseActivation&) = delete;  // e_.fn points at fn_
+  void forward(const Matrix<T>& h, Matrix<T>& a) const override { map(h, a, e_.f, e_.fn); }
+  void backward(const Matrix<T>& h, const Matrix<T>&, const Matrix<T>& da, Matrix<T>& dh) const override {
+    map_times(h, da, dh, e_.df, e_.fn);
   }
+  const Elementwise<T>* elementwise() const override { return &e_; }
 
  private:
   static F make(const Params& p) {
     if constexpr (std::is_constructible_v<F, const Params&>) return F(p);
     else return F{};
   }
+  static void f_kernel(const void* fn, const T* x, T* y, std::size_t n) {
+    const F& g = *static_cast<const F*>(fn);
+    for (std::size_t i = 0; i < n; ++i) y[i] = g.template f<T>(x[i]);
+  }
+  static void df_kernel(const void* fn, const T* x, T* y, std::size_t n) {
+    const F& g = *static_cast<const F*>(fn);
+    for (std::size_t i = 0; i < n; ++i) y[i] = g.template df<T>(x[i]);
+  }
   F fn_;
+  Elementwise<T> e_;
 };
 
 }  // namespace gradsim

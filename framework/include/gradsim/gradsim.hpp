@@ -3,11 +3,13 @@
 
 #include "abi.hpp"
 #include "activation.hpp"
+#include "compute.hpp"
 #include "initializer.hpp"
 #include "layer.hpp"
 #include "loss.hpp"
 #include "mitigation.hpp"
 #include "params.hpp"
 #include "plugin.hpp"
+#include "random.hpp"
 #include "register.hpp"
 #include "tensor.hpp"

@@ -1,21 +1,32 @@
-// The Initializer interface: draws a layer's parameters.
+// The Initializer interface: draws the weights and biases of layers.
 #pragma once
 
-#include <Eigen/Core>
+#include <cstddef>
+#include <optional>
 
+#include "abi.hpp"
 #include "layer.hpp"
-#include "tensor.hpp"
+#include "random.hpp"
 
 namespace gradsim {
 
-/// Fills one parameter with its initial values. Values are drawn in float64 and then rounded
-/// to the simulated format, so float64 and float16 runs of one seed start from the same weights.
-class Initializer {
+/// The variances an initialiser draws from, in mean-field form (Poole et al. 2016):
+/// Var W_ij = sigma_w2 / fan_in, Var b_i = sigma_b2, every entry independent with mean 0.
+struct Variances {
+  double sigma_w2 = 0, sigma_b2 = 0;
+};
+
+/// Fills weights with their initial values. Values are drawn in float64 and then rounded to
+/// the simulated format, so float64 and float16 runs of one seed start from the same weights.
+class GRADSIM_EXPORT Initializer {
  public:
   virtual ~Initializer() = default;
-  /// `value` has the parameter's shape; role and fans come from the layer's ParamRef.
-  virtual void fill(ParamRole role, std::size_t fan_in, std::size_t fan_out,
-                    Eigen::MatrixXd& value, Rng& rng) const = 0;
+  /// `value` has the weight's shape; role and fans come from the layer's WeightDecl.
+  virtual void fill(WeightRole role, std::size_t fan_in, std::size_t fan_out, Matrix<double>& value,
+                    Rng& rng) const = 0;
+  /// The variances fill() draws a weight of these fans from; nullopt when its entries are not
+  /// draws of mean 0 and one variance (identity) - then no mean-field theory applies.
+  virtual std::optional<Variances> variances(std::size_t fan_in, std::size_t fan_out) const = 0;
 };
 
 }  // namespace gradsim

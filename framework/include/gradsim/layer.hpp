@@ -1,28 +1,72 @@
-// The Layer interface: a map x (batch x fan_in) -> h (batch x fan_out) that owns parameters.
+// The Layer interface: a map x (batch x fan_in) -> y (batch x fan_out). The engine owns the
+// layer's weights (declared once, shared by every call) and each call's context, so one layer
+// may be applied many times in one pass (time steps, probes) and weights may be shared.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <vector>
 
+#include "abi.hpp"
 #include "params.hpp"
+#include "random.hpp"
 #include "tensor.hpp"
 
 namespace gradsim {
 
-/// What a parameter is. The spec's initialiser draws weights and biases; `fixed_init`
-/// parameters (e.g. a norm's scale and shift) keep the values their layer gave them.
-enum class ParamRole { weight, bias, fixed_init };
+/// What a weight is, for the trace: the spec's initialiser draws weights and biases, and the
+/// trace groups their gradients; `other` (a norm's scale and shift) is neither.
+enum class WeightRole { weight, bias, other };
 
-/// A layer's view of one of its parameters and of the gradient accumulated for it.
+/// Who gives a weight its first value.
+enum class WeightInit {
+  initializer,  ///< the spec's initialiser (by role and fans)
+  layer,        ///< the layer itself: Layer::init_weight, with a random stream of its own
+  constant,     ///< every entry = WeightDecl::constant (a norm's gamma = 1, beta = 0)
+};
+
+/// One weight a layer declares: its shape, role and how it starts.
+struct WeightDecl {
+  std::string name;             ///< unique within the layer ("W", "b", "gamma")
+  std::size_t rows = 0, cols = 0;
+  WeightRole role = WeightRole::weight;
+  std::size_t fan_in = 0, fan_out = 0;  ///< for initialisers: the fans the weight connects
+  WeightInit init = WeightInit::initializer;
+  double constant = 0;          ///< the value of WeightInit::constant
+};
+
+/// A weight's value and the gradient accumulated for it, owned by the engine's store.
 template <class T>
-struct ParamRef {
-  std::string name;
-  ParamRole role;
-  std::size_t fan_in, fan_out;  ///< for initialisers: the fans the parameter connects
-  Matrix<T>* value;
-  Matrix<T>* grad;  ///< same shape as value; backward() adds into it
-  long block = -1;  ///< the block it belongs to; set by the engine
+struct Weight {
+  Matrix<T> value, grad;  ///< same shape; backward passes add into grad
+};
+
+/// What one call of a layer sees: its weights (in the order weights() declared them) and a
+/// place to keep what backward() needs. The engine keeps one context per call and passes it
+/// back to backward(); x and y of the call stay alive until then.
+template <class T>
+class Ctx {
+ public:
+  Ctx() = default;
+  Ctx(Weight<T>* const* weights, std::size_t count, Rng* rng) : weights_(weights), count_(count), rng_(rng) {}
+  std::size_t weight_count() const { return count_; }
+  /// Weight i's value.
+  const Matrix<T>& w(std::size_t i) const { return weights_[i]->value; }
+  /// Weight i's gradient: add into it (other calls and other layers sharing it add too).
+  Matrix<T>& dw(std::size_t i) { return weights_[i]->grad; }
+  /// Storage that lives from this call's forward() to its backward(); slot i.
+  Matrix<T>& saved(std::size_t i) {
+    if (i >= saved_.size()) saved_.resize(i + 1);
+    return saved_[i];
+  }
+  /// A random stream for this call (e.g. dropout masks), keyed to the layer and the call.
+  Rng& rng() { return *rng_; }
+
+ private:
+  Weight<T>* const* weights_ = nullptr;
+  std::size_t count_ = 0;
+  Rng* rng_ = nullptr;
+  std::vector<Matrix<T>> saved_;
 };
 
 /// What a layer factory receives.
@@ -31,17 +75,26 @@ struct LayerArgs {
   Params params;
 };
 
-/// A layer maps x (batch x fan_in) to h (batch x fan_out) and owns its parameters.
+/// A layer maps x (batch x fan_in) to y (batch x fan_out). It keeps no state of its own
+/// between calls (its methods are const): weights and saved values live in the Ctx.
+///
+///   forward:  y = layer(x; w)
+///   backward: dx = (dy/dx)^T dy, and dw(i) += (dy/dw_i)^T dy for every weight i
 template <class T>
-class Layer {
+class GRADSIM_EXPORT Layer {
  public:
   virtual ~Layer() = default;
-  /// h = layer(x). Caches what backward() needs (x, and any normalisation statistics).
-  virtual void forward(const Matrix<T>& x, Matrix<T>& h) = 0;
-  /// dx = (dh/dx)^T dh; adds dL/dW into the grads of params(). Called once per forward().
-  virtual void backward(const Matrix<T>& dh, Matrix<T>& dx) = 0;
-  /// The parameters and their gradient buffers (pointers stay valid for the layer's life).
-  virtual std::vector<ParamRef<T>> params() = 0;
+  /// The weights this layer uses, declared once; the engine allocates and initialises them.
+  virtual std::vector<WeightDecl> weights() const { return {}; }
+  /// Draws weight i's first value, for a weight declared WeightInit::layer: `value` has the
+  /// declared shape; `rng` is a stream of the engine's, keyed to the layer's block and the name.
+  virtual void init_weight(std::size_t /*i*/, Matrix<double>& /*value*/, Rng& /*rng*/) const {}
+  /// y = layer(x). May keep values for backward() in ctx.saved().
+  virtual void forward(Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y) const = 0;
+  /// dx = (dy/dx)^T dy; adds dL/dw into ctx.dw(i). Gets the same ctx, x and y as the forward()
+  /// call it belongs to; called at most once per forward().
+  virtual void backward(Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
+                        Matrix<T>& dx) const = 0;
 };
 
 }  // namespace gradsim

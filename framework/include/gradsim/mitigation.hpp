@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "abi.hpp"
 #include "layer.hpp"
 #include "tensor.hpp"
 
@@ -39,32 +40,43 @@ struct HookEvent {
   bool fired = false;  ///< whether the hook changed anything
 };
 
+/// A hook's view of one weight of the network and of the gradient accumulated for it.
+template <class T>
+struct WeightRef {
+  std::string name;
+  WeightRole role;
+  long block;  ///< the block of the layer that declared it (its first use)
+  Matrix<T>* value;
+  Matrix<T>* grad;
+};
+
 /// Calls, in this order, for one simulation:
 ///   building:   shortcut(depth); insert(site, block, width, depth) for every site of every
 ///               block; projection(fan_in, fan_out) where a shortcut changes width;
 ///   each step:  forward; dL/dy *= loss_scale();
 ///               backward_boundary(i, da) on dL/da_i, for i = depth-1 .. 0, before the
 ///               gradient enters block i (e.g. clipping the flowing gradient);
-///               parameter gradients /= loss scale; param_grads(grads) (e.g. clipping);
+///               weight gradients /= loss scale; param_grads(grads) (e.g. clipping);
 ///               step_done(overflow) -> false skips the optimiser step.
-/// Several mitigations apply in the order the spec lists them.
+/// Several mitigations apply in the order the spec lists them. Inserted layers get their
+/// weights from the engine like any other layer.
 template <class T>
-class Mitigation {
+class GRADSIM_EXPORT Mitigation {
  public:
   virtual ~Mitigation() = default;
-  virtual std::optional<Shortcut> shortcut(std::size_t /*depth*/) { return std::nullopt; }
+  virtual std::optional<Shortcut> shortcut(std::size_t /*depth*/) const { return std::nullopt; }
   virtual std::unique_ptr<Layer<T>> insert(Site, std::size_t /*block*/, std::size_t /*width*/,
-                                           std::size_t /*depth*/) {
+                                           std::size_t /*depth*/) const {
     return nullptr;
   }
   /// The shortcut's P where it changes width (weights drawn by the spec's initialiser).
-  virtual std::unique_ptr<Layer<T>> projection(std::size_t /*fan_in*/, std::size_t /*fan_out*/) {
+  virtual std::unique_ptr<Layer<T>> projection(std::size_t /*fan_in*/, std::size_t /*fan_out*/) const {
     return nullptr;
   }
   virtual double loss_scale() { return 1.0; }
   virtual void backward_boundary(std::size_t /*block*/, Matrix<T>& /*da*/) {}
-  virtual void param_grads(std::vector<ParamRef<T>>& /*grads*/) {}
-  /// `overflow`: some parameter gradient is inf or NaN. Return false to skip the step.
+  virtual void param_grads(std::vector<WeightRef<T>>& /*grads*/) {}
+  /// `overflow`: some weight gradient is inf or NaN. Return false to skip the step.
   virtual bool step_done(bool /*overflow*/) { return true; }
 
   /// What the hooks did since the engine last took them (it takes them after every step).

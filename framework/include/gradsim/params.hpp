@@ -68,4 +68,11 @@ class Params {
   std::map<std::string, Value> values_;
 };
 
+/// Every declared parameter at its default: what a plugin gets from a spec that sets nothing.
+inline Params defaults_of(const std::vector<ParamDecl>& decls) {
+  Params p;
+  for (const auto& d : decls) p.set(d.name, {d.default_number, d.default_text});
+  return p;
+}
+
 }  // namespace gradsim

@@ -1,6 +1,6 @@
 // Registration macros: one line per plugin, and the entry point of a plugin library.
 //
-// A complete activation plugin, built with gradsim_add_plugin(NAME cube SOURCES cube.cpp):
+// A complete activation plugin, built with gradsim_add_plugin(cube SOURCES cube.cpp):
 //
 //   #include <gradsim/gradsim.hpp>
 //   struct Cube {
@@ -18,11 +18,13 @@
 // (GRADSIM_LAYER, GRADSIM_LOSS, GRADSIM_MITIGATION, GRADSIM_ACTIVATION_TEMPLATE); a layer is
 // constructed from LayerArgs, the others from Params. An initialiser is a class derived from
 // Initializer, constructed from Params (GRADSIM_INITIALIZER). Scalar code that must run in
-// every format uses gradsim::fn::exp, tanh, erf, ... (tensor.hpp).
+// every format uses gradsim::fn::exp, tanh, erf, ... (tensor.hpp); array code uses
+// gradsim::matmul, map, norm_f64 (compute.hpp) and Rng (random.hpp), which run in the core.
 //
-// The macros only append to a list local to the plugin library (they run at dlopen, before
-// gradsim has checked the library's ABI stamp, so they must not touch anything of the host).
-// gradsim_add_plugin() adds the file that expands GRADSIM_PLUGIN_ENTRY() once per library.
+// The macros only append to a list local to the plugin library. gradsim reads the library's
+// ABI stamp from the file before it loads the library, so these run only in a library whose
+// stamp matched. gradsim_add_plugin() adds the file that expands GRADSIM_PLUGIN_ENTRY() once
+// per library. Check a plugin with `gradsim gradcheck --plugin-dir DIR NAME`.
 #pragma once
 
 #include <cstddef>
@@ -31,6 +33,7 @@
 #include <vector>
 
 #include "abi.hpp"
+#include "layout.hpp"
 #include "plugin.hpp"
 
 #ifndef GRADSIM_PLUGIN_VERSION
@@ -175,11 +178,11 @@ PluginInfo initializer_info(const char* name) {
                 " must derive from gradsim::Initializer and be constructible from Params");  \
   GRADSIM_REGISTER_(::gradsim::detail::initializer_info<Type>(name))
 
-/// The two exported symbols; expanded once per library by gradsim_add_plugin().
+/// The two exported symbols; expanded once per library by gradsim_add_plugin(). The stamp is
+/// constant data (no constructor runs to make it), so gradsim can read it from the file.
 #define GRADSIM_PLUGIN_ENTRY()                                                                \
-  extern "C" GRADSIM_EXPORT const gradsim_abi_stamp gradsim_plugin_abi = {                    \
-      GRADSIM_ABI_VERSION, sizeof(gradsim_abi_stamp), GRADSIM_VERSION_STRING,                 \
-      GRADSIM_CXX_ABI_TAG};                                                                   \
+  extern "C" GRADSIM_EXPORT constinit const gradsim_abi_stamp gradsim_plugin_abi =            \
+      ::gradsim::detail::make_stamp();                                                        \
   extern "C" GRADSIM_EXPORT const ::gradsim::PluginInfo* gradsim_plugin_list(std::size_t* n) { \
     *n = ::gradsim::detail::local_plugins().size();                                           \
     return ::gradsim::detail::local_plugins().data();                                         \

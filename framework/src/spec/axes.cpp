@@ -6,7 +6,7 @@
 
 #include <gradsim/tensor.hpp>
 
-#include "spec.hpp"
+#include "spec/spec.hpp"
 
 namespace gradsim {
 

@@ -1,4 +1,4 @@
-#include "registry.hpp"
+#include "plugin/registry.hpp"
 
 #include <algorithm>
 #include <cstdlib>

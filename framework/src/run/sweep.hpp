@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "gradsim.pb.h"
-#include "registry.hpp"
-#include "spec.hpp"
+#include "plugin/registry.hpp"
+#include "spec/spec.hpp"
 
 namespace gradsim {
 

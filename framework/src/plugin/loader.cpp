@@ -1,11 +1,14 @@
 // The only file that includes Boost.DLL. Order of checks (nothing of a library runs before
-// its stamp is read): dlopen -> has stamp? -> stamp matches? -> has list? -> call list.
-#include "loader.hpp"
+// its stamp has matched): read the stamp from the file -> compare -> dlopen (RTLD_NOW, so a
+// missing symbol fails here) -> has list? -> call list.
+#include "plugin/loader.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
 
 #include <gradsim/abi.hpp>
+
+#include "plugin/stamp.hpp"
 
 #include "error.hpp"
 
@@ -38,6 +41,9 @@ std::string dlerror_text(const std::string& what, const std::string& file) {
 std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
   namespace dll = boost::dll;
   if (!std::filesystem::exists(file)) fail(file, "no such file; check the path");
+  std::string sdk;
+  const std::string mismatch = stamp_mismatch(read_symbol_bytes(file, kAbiSymbol), sdk);
+  if (!mismatch.empty()) fail(file, mismatch);
   auto lib = std::make_shared<dll::shared_library>();
   try {
     lib->load(file.string(), dll::load_mode::rtld_now | dll::load_mode::rtld_local);
@@ -48,19 +54,6 @@ std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
                    (undefined ? "; link the plugin against the library that defines it"
                               : "; is it a shared library built for this machine?"));
   }
-  if (!lib->has(kAbiSymbol))
-    fail(file, std::string("not a gradsim plugin (no '") + kAbiSymbol +
-                   "' symbol); was it built with gradsim_add_plugin()?");
-  const auto& stamp = lib->get<const gradsim_abi_stamp>(kAbiSymbol);
-  const std::string sdk = stamp.sdk_version ? stamp.sdk_version : "?";
-  if (stamp.abi_version != GRADSIM_ABI_VERSION || stamp.stamp_size != sizeof(gradsim_abi_stamp))
-    fail(file, "built for plugin ABI " + std::to_string(stamp.abi_version) + " (gradsim " + sdk +
-                   "), this gradsim " GRADSIM_VERSION_STRING " expects ABI " +
-                   std::to_string(GRADSIM_ABI_VERSION) + "; " + kHint);
-  if (std::string(stamp.cxx_abi ? stamp.cxx_abi : "") != GRADSIM_CXX_ABI_TAG)
-    fail(file, std::string("built for '") + (stamp.cxx_abi ? stamp.cxx_abi : "") +
-                   "', this gradsim uses '" GRADSIM_CXX_ABI_TAG "'; " + kHint +
-                   " and the same compiler flags as gradsim");
   if (!lib->has(kListSymbol))
     fail(file, std::string("has an ABI stamp but no '") + kListSymbol + "' function; " + kHint);
 
@@ -68,8 +61,9 @@ std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
   out->file = file, out->sdk_version = sdk;
   std::size_t n = 0;
   const PluginInfo* list = lib->get<const PluginInfo*(std::size_t*)>(kListSymbol)(&n);
-  out->plugins.assign(list, list + n);
   if (n == 0) fail(file, "registers no plugin; add a GRADSIM_ACTIVATION(...) or similar line");
+  if (!list) fail(file, "'" + std::string(kListSymbol) + "' returned no list; " + kHint);
+  out->plugins.assign(list, list + n);
   out->lib = std::move(lib);
   return out;
 }

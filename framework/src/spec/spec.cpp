@@ -1,6 +1,6 @@
 // Spec files: parsing (text format with line:column errors, or JSON), and validating a whole
 // sweep with each error located at the line and column that caused it.
-#include "spec.hpp"
+#include "spec/spec.hpp"
 
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
@@ -9,7 +9,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "engine.hpp"
 #include "error.hpp"
 
 namespace gradsim {
@@ -103,7 +102,8 @@ std::string locate(const SpecFile& spec, const std::string& path) {
 
 }  // namespace
 
-Validation validate(const SpecFile& spec, const Registry& registry) {
+Validation validate_with(const SpecFile& spec, const Registry& registry,
+                         const std::function<void(const v1::SimSpec&)>& build) {
   const auto& sweep = spec.sweep;
   auto fail = [&](const std::string& path, const std::string& what) {
     const std::string loc = spec.locations ? locate(spec, path) : "";
@@ -132,7 +132,7 @@ Validation validate(const SpecFile& spec, const Registry& registry) {
       // Build the plugin objects once per distinct configuration (not per replica or seed).
       v1::SimSpec key = sim;
       key.clear_seed(), key.clear_label(), key.clear_batch(), key.clear_dtype();
-      if (built.insert(key.SerializeAsString()).second) check_constructible(sim, registry);
+      if (built.insert(key.SerializeAsString()).second) build(sim);
     } catch (const SpecError& e) {
       // A field an axis sets is reported at the axis value that set it.
       const auto idx = axis_indices(sweep, i);

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "error.hpp"
-#include "spec.hpp"
+#include "spec/spec.hpp"
 
 namespace gradsim {
 

@@ -1,4 +1,4 @@
-#include "trace_io.hpp"
+#include "io/trace_io.hpp"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>

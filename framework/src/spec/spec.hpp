@@ -4,13 +4,14 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <utility>
 #include <string>
 
 #include "gradsim.pb.h"
-#include "registry.hpp"
+#include "plugin/registry.hpp"
 
 namespace gradsim {
 
@@ -59,9 +60,12 @@ struct Validation {
   std::set<std::pair<Kind, std::string>> plugins;
 };
 
-/// Expands and resolves every simulation; the first problem becomes an Error located at the
-/// line and column that caused it ("sims/x.textproto:12:7: error: ...").
-Validation validate(const SpecFile& spec, const Registry& registry);
+/// Expands and resolves every simulation and calls `build` once per distinct configuration
+/// (not per replica, seed or dtype; build throws SpecError for a field it cannot build). The
+/// first problem becomes an Error located at the line and column that caused it
+/// ("sims/x.textproto:12:7: error: ..."). run/validate.hpp passes the network builder.
+Validation validate_with(const SpecFile& spec, const Registry& registry,
+                         const std::function<void(const v1::SimSpec&)>& build);
 
 }  // namespace gradsim
 

@@ -11,7 +11,7 @@
 
 #include <gradsim/plugin.hpp>
 
-#include "loader.hpp"
+#include "plugin/loader.hpp"
 
 namespace gradsim {
 

@@ -1,4 +1,4 @@
-#include "report.hpp"
+#include "io/report.hpp"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "sweep.hpp"
+#include "run/sweep.hpp"
 
 #include <google/protobuf/util/message_differencer.h>
 
@@ -14,9 +14,9 @@
 
 #include <gradsim/version.hpp>
 
-#include "engine.hpp"
+#include "network/engine.hpp"
 #include "error.hpp"
-#include "trace_io.hpp"
+#include "io/trace_io.hpp"
 
 namespace gradsim {
 

@@ -12,12 +12,6 @@
 
 namespace gradsim {
 
-template <class T>
-double to_double(T x) {
-  if constexpr (std::is_floating_point_v<T>) return double(x);
-  else return double(static_cast<float>(x));
-}
-
 /// Plain counters, filled on the hot path; turned into a TensorStats message afterwards.
 struct Stats {
   std::uint64_t count = 0, nan = 0, pos_inf = 0, neg_inf = 0, zeros = 0, subnormal = 0;

@@ -1,0 +1,41 @@
+// The compute plugins share: products, elementwise maps and statistics. Declared here, defined
+// once in the gradsim library (libgradsim), so the core decides how they run (kernels, SIMD,
+// BLAS) and every plugin gets the same results whatever flags it was built with.
+#pragma once
+
+#include <cstddef>
+
+#include "abi.hpp"
+#include "tensor.hpp"
+
+namespace gradsim {
+
+/// How matmul combines its operands: c (+)= op(a) op(b), op = transpose or not.
+struct Product {
+  bool transpose_a = false, transpose_b = false;
+  bool accumulate = false;  ///< c += ... instead of c = ...
+};
+
+/// An elementwise kernel compiled in a plugin: y[i] = g(x[i]) for i < n, `fn` being the
+/// plugin's function object (its parameters).
+template <class T>
+using ScalarKernel = void (*)(const void* fn, const T* x, T* y, std::size_t n);
+
+#define GRADSIM_DECLARE_COMPUTE(T)                                                                \
+  /** c = op(a) op(b), or c += op(a) op(b). float64 and float32: one product in T. bfloat16 and \
+      float16: computed and accumulated in float32, rounded to T once (as GPU libraries and     \
+      PyTorch do). c is resized unless it accumulates. */                                        \
+  GRADSIM_EXPORT void matmul(const Matrix<T>& a, const Matrix<T>& b, Matrix<T>& c, Product how = {}); \
+  /** y = k(x) elementwise (y takes x's shape). */                                                \
+  GRADSIM_EXPORT void map(const Matrix<T>& x, Matrix<T>& y, ScalarKernel<T> k, const void* fn);   \
+  /** y = g * k(x) elementwise: the backward pass of y = f(x) with k = f'. */                    \
+  GRADSIM_EXPORT void map_times(const Matrix<T>& x, const Matrix<T>& g, Matrix<T>& y,            \
+                                ScalarKernel<T> k, const void* fn);                               \
+  /** ||m||_F accumulated in float64 whatever T is, so that measuring cannot overflow. */        \
+  GRADSIM_EXPORT double norm_f64(const Matrix<T>& m);                                             \
+  /** max |m_ij| in float64 (NaN if m holds one; 0 if m is empty). */                             \
+  GRADSIM_EXPORT double max_abs_f64(const Matrix<T>& m);
+GRADSIM_FOR_EACH_FORMAT(GRADSIM_DECLARE_COMPUTE)
+#undef GRADSIM_DECLARE_COMPUTE
+
+}  // namespace gradsim

@@ -1,0 +1,231 @@
+#include "check/gradcheck.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "network/engine.hpp"
+#include "spec/spec.hpp"
+
+namespace gradsim {
+
+double relative_error(const Matrix<double>& a, const Matrix<double>& b, double floor) {
+  if (a.rows() != b.rows() || a.cols() != b.cols()) return INFINITY;
+  return (a - b).norm() / std::max({a.norm(), b.norm(), floor});
+}
+
+namespace {
+
+Matrix<double> normal(Eigen::Index rows, Eigen::Index cols, Rng& rng, double std = 1) {
+  Matrix<double> m(rows, cols);
+  rng.fill_normal(m, std);
+  return m;
+}
+
+// A layer's weights, held as the engine holds them, with a context per call. Each evaluation
+// gets fresh contexts whose random streams restart, so a layer drawing in forward() (dropout)
+// sees the same numbers at every finite-difference step.
+struct Harness {
+  const Layer<double>& layer;
+  std::vector<WeightDecl> decls = layer.weights();
+  std::vector<Weight<double>> store;
+  std::vector<Weight<double>*> ptrs;
+
+  Harness(const Layer<double>& l, Rng& rng) : layer(l), store(decls.size()) {
+    for (std::size_t k = 0; k < decls.size(); ++k) {
+      // Random values, also for constant-initialised weights: a check at gamma = 1 would miss
+      // a backward pass that forgets gamma.
+      store[k].value = normal(Eigen::Index(decls[k].rows), Eigen::Index(decls[k].cols), rng);
+      store[k].grad = Matrix<double>::Zero(store[k].value.rows(), store[k].value.cols());
+      ptrs.push_back(&store[k]);
+    }
+  }
+  struct Call {
+    Rng rng;
+    Ctx<double> ctx;
+    Matrix<double> y;
+  };
+  std::unique_ptr<Call> call(std::uint64_t k) {
+    auto c = std::make_unique<Call>(Call{Rng(99, k), {}, {}});
+    c->ctx = Ctx<double>(ptrs.data(), ptrs.size(), &c->rng);
+    return c;
+  }
+};
+
+}  // namespace
+
+std::vector<CheckResult> check_layer(const Layer<double>& layer, std::size_t batch, std::size_t fan_in,
+                                     std::size_t fan_out, Rng& rng) {
+  Harness h(layer, rng);
+  Matrix<double> x1 = normal(Eigen::Index(batch), Eigen::Index(fan_in), rng);
+  Matrix<double> x2 = normal(Eigen::Index(batch), Eigen::Index(fan_in), rng);
+  auto c1 = h.call(1), c2 = h.call(2);
+  layer.forward(c1->ctx, x1, c1->y);
+  layer.forward(c2->ctx, x2, c2->y);
+  const Eigen::Index rows = Eigen::Index(batch), cols = Eigen::Index(fan_out);
+  if (c1->y.rows() != rows || c1->y.cols() != cols) return {{"output shape", INFINITY, 0}};
+  const Matrix<double> u1 = normal(rows, cols, rng), u2 = normal(rows, cols, rng);
+  Matrix<double> dx1, dx2;
+  layer.backward(c2->ctx, x2, c2->y, u2, dx2);  // the later call first, as the engine would
+  layer.backward(c1->ctx, x1, c1->y, u1, dx1);
+  auto s = [&] {
+    auto a = h.call(1), b = h.call(2);
+    layer.forward(a->ctx, x1, a->y);
+    layer.forward(b->ctx, x2, b->y);
+    return u1.cwiseProduct(a->y).sum() + u2.cwiseProduct(b->y).sum();
+  };
+  std::vector<CheckResult> out{{"dx", relative_error(dx1, numeric_gradient(s, x1)), kGradTolerance},
+                               {"dx (2nd call)", relative_error(dx2, numeric_gradient(s, x2)), kGradTolerance}};
+  for (std::size_t k = 0; k < h.store.size(); ++k)
+    out.push_back({h.decls[k].name, relative_error(h.store[k].grad, numeric_gradient(s, h.store[k].value)), kGradTolerance});
+  return out;
+}
+
+CheckResult check_activation(const Activation<double>& act, std::size_t batch, std::size_t width, Rng& rng) {
+  Matrix<double> h = normal(Eigen::Index(batch), Eigen::Index(width), rng, 2.0), a, dh;
+  const Matrix<double> u = normal(h.rows(), h.cols(), rng);
+  act.forward(h, a);
+  act.backward(h, a, u, dh);
+  auto s = [&] {
+    Matrix<double> out;
+    act.forward(h, out);
+    return u.cwiseProduct(out).sum();
+  };
+  return {"dh", relative_error(dh, numeric_gradient(s, h)), kGradTolerance};
+}
+
+CheckResult check_loss(Loss<double>& loss, std::size_t batch, std::size_t width, Rng& rng) {
+  Matrix<double> y = normal(Eigen::Index(batch), Eigen::Index(width), rng), dy;
+  loss.setup(batch, width, rng);
+  loss.backward(y, dy);
+  return {"dy", relative_error(dy, numeric_gradient([&] { return loss.forward(y); }, y)), kGradTolerance};
+}
+
+std::vector<CheckResult> check_initializer(const Initializer& init, std::uint64_t seed) {
+  std::vector<CheckResult> out;
+  for (auto [fan_in, fan_out] : {std::pair<std::size_t, std::size_t>{400, 300}, {300, 400}}) {
+    const std::string shape = std::to_string(fan_in) + "x" + std::to_string(fan_out);
+    for (WeightRole role : {WeightRole::weight, WeightRole::bias}) {
+      const bool w = role == WeightRole::weight;
+      Matrix<double> m(w ? Eigen::Index(fan_in) : 1, w ? Eigen::Index(fan_out) : 4000), again(m.rows(), m.cols());
+      Rng a(seed, 1), b(seed, 1);
+      init.fill(role, fan_in, fan_out, m, a);
+      init.fill(role, fan_in, fan_out, again, b);
+      const std::string name = std::string(w ? "W " : "b ") + shape;
+      const auto v = init.variances(fan_in, fan_out);
+      if (!v) {
+        out.push_back({name + " finite", m.allFinite() ? 0.0 : 1.0, 0});
+        out.push_back({name + " reproducible", (m - again).cwiseAbs().maxCoeff(), 0});
+        continue;
+      }
+      // Var W = sigma_w2 / fan_in, Var b = sigma_b2. The sample second moment of n draws has
+      // relative standard error sqrt(2/n) for normal draws (less for uniform); the sample mean
+      // has standard error sigma / sqrt(n). Both within 5 standard errors.
+      const double n = double(m.size()), declared = w ? v->sigma_w2 / double(fan_in) : v->sigma_b2;
+      const double second = m.squaredNorm() / n;
+      if (declared == 0) {
+        out.push_back({"Var " + name + " (declared 0)", m.cwiseAbs().maxCoeff(), 0});
+        continue;
+      }
+      out.push_back({"Var " + name, std::fabs(second / declared - 1), 5 * std::sqrt(2 / n)});
+      out.push_back({"mean " + name, std::fabs(m.mean()) / std::sqrt(declared), 5 / std::sqrt(n)});
+    }
+  }
+  return out;
+}
+
+namespace {
+
+void add_params(v1::PluginRef& ref, const std::vector<ParamDecl>& decls, const Params& params) {
+  for (const auto& d : decls) {
+    auto& p = *ref.add_params();
+    p.set_name(d.name);
+    if (d.type == ParamType::choice) p.set_text(params.text(d.name));
+    else if (d.type == ParamType::boolean) p.set_flag(params.flag(d.name));
+    else p.set_number(params.number(d.name));
+  }
+}
+
+}  // namespace
+
+std::vector<CheckResult> check_mitigation(const PluginInfo& info, const Params& params, const Registry& registry,
+                                          std::uint64_t seed) {
+  std::vector<CheckResult> out;
+  Rng rng(seed);
+  auto m = info.make<double>().mitigation(params);
+  const char* sites[] = {"segment_in", "pre_activation", "post_activation", "segment_out"};
+  for (int s = 0; s < 4; ++s)
+    if (auto layer = m->insert(Site(s), 0, 6, 4))
+      for (auto r : check_layer(*layer, 4, 6, 6, rng)) r.what = std::string(sites[s]) + " " + r.what, out.push_back(r);
+  if (auto p = m->projection(5, 6))
+    for (auto r : check_layer(*p, 4, 5, 6, rng)) r.what = "projection " + r.what, out.push_back(r);
+
+  // The whole network, hooks included.
+  v1::SimSpec spec;
+  spec.set_seed(seed), spec.set_batch(6);
+  auto& net = *spec.mutable_network();
+  net.set_depth(3), net.set_width(5), net.set_input_width(4);
+  net.mutable_activation()->set_name("tanh");
+  spec.mutable_loss()->set_name("mse");
+  auto& bias = *spec.mutable_init()->add_params();
+  bias.set_name("bias_std"), bias.set_number(0.3);
+  auto& ref = *spec.add_mitigations();
+  ref.set_name(info.name);
+  add_params(ref, info.params, params);
+  resolve(spec, registry);
+  Engine<double> engine(spec, registry);
+  for (const auto& w : engine.weights())
+    if (w.role == WeightRole::other) rng.fill_normal(*w.value);  // away from gamma = 1, beta = 0
+  engine.forward();
+  engine.backward();
+  engine.network().mitigations[0]->take_events();
+  std::vector<Matrix<double>> numeric;
+  for (const auto& w : engine.weights()) numeric.push_back(numeric_gradient([&] { return engine.forward(); }, *w.value));
+  const Matrix<double> dx = engine.input_grad();
+  const Matrix<double> dx_numeric = numeric_gradient([&] { return engine.forward(); }, engine.input());
+  // The same hook on the central differences: a fresh instance, so that hook state starts
+  // where the engine's did.
+  auto fresh = info.make<double>().mitigation(params);
+  std::vector<WeightRef<double>> refs;
+  for (std::size_t k = 0; k < numeric.size(); ++k) {
+    const auto& w = engine.weights()[k];
+    refs.push_back({w.name, w.role, w.block, w.value, &numeric[k]});
+  }
+  fresh->param_grads(refs);
+  for (std::size_t k = 0; k < numeric.size(); ++k) {
+    const auto& w = engine.weights()[k];
+    out.push_back({"network " + w.name + " of block " + std::to_string(w.block), relative_error(*w.grad, numeric[k]),
+                   kGradTolerance});
+  }
+  out.push_back({"network dx", relative_error(dx, dx_numeric), kGradTolerance});
+  return out;
+}
+
+std::vector<CheckResult> check_plugin(const PluginInfo& info, const Registry& registry, std::uint64_t seed,
+                                      const Params* given) {
+  const Params params = given ? *given : defaults_of(info.params);
+  Rng rng(seed);
+  const auto& make = info.make<double>();
+  switch (info.kind) {
+    case Kind::layer: {  // square, and rectangular where the layer allows it (gain does not)
+      std::vector<CheckResult> out;
+      for (std::size_t fan_out : {5, 4}) {
+        std::unique_ptr<Layer<double>> layer;
+        try {
+          layer = make.layer(LayerArgs{5, fan_out, params});
+        } catch (const std::invalid_argument&) {
+          continue;
+        }
+        for (auto r : check_layer(*layer, 3, 5, fan_out, rng)) r.what += " 5->" + std::to_string(fan_out), out.push_back(r);
+      }
+      return out;
+    }
+    case Kind::activation: return {check_activation(*make.activation(params), 4, 6, rng)};
+    case Kind::loss: return {check_loss(*make.loss(params), 4, 6, rng)};
+    case Kind::initializer: return check_initializer(*info.initializer(params), seed);
+    case Kind::mitigation: return check_mitigation(info, params, registry, seed);
+  }
+  return {};
+}
+
+}  // namespace gradsim

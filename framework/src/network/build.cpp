@@ -1,0 +1,182 @@
+// The network builder, instantiated for the four formats.
+#include <set>
+
+#include "error.hpp"
+#include "network/network.hpp"
+#include "spec/spec.hpp"
+
+namespace gradsim {
+
+namespace {
+
+// An activation seen as a layer without weights: backward gets h and a from the engine.
+template <class T>
+class ActivationLayer final : public Layer<T> {
+ public:
+  explicit ActivationLayer(const Activation<T>& act) : act_(act) {}
+  void forward(Ctx<T>&, const Matrix<T>& h, Matrix<T>& a) const override { act_.forward(h, a); }
+  void backward(Ctx<T>&, const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& da, Matrix<T>& dh) const override {
+    act_.backward(h, a, da, dh);
+  }
+
+ private:
+  const Activation<T>& act_;
+};
+
+// Runs make(); a plugin's exception becomes a SpecError at `field`, naming the plugin.
+template <class F>
+auto attempt(const std::string& field, const std::string& name, F&& make) {
+  try {
+    return make();
+  } catch (const SpecError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw SpecError(field, "\"" + name + "\" cannot be built: " + e.what());
+  }
+}
+
+template <class T>
+class Builder {
+ public:
+  Builder(const v1::SimSpec& spec, const Registry& registry) : spec_(spec), registry_(registry) {}
+
+  Network<T> build() {
+    const auto& net = spec_.network();
+    const std::size_t depth = net.depth(), width = net.width();
+    n_.batch = spec_.batch(), n_.input_width = net.input_width(), n_.width = width;
+    for (int k = 0; k < spec_.mitigations_size(); ++k) {
+      const auto& m = spec_.mitigations(k);
+      n_.mitigations.push_back(attempt(field(k), m.name(), [&] {
+        return registry_.get(Kind::mitigation, m.name()).info->template make<T>().mitigation(params_of(m));
+      }));
+    }
+    std::optional<Shortcut> shortcut;
+    for (std::size_t k = 0; k < n_.mitigations.size(); ++k)
+      if (auto s = n_.mitigations[k]->shortcut(depth)) {
+        if (shortcut) throw SpecError(field(int(k)), "two mitigations add residual shortcuts; keep one");
+        shortcut = s;
+      }
+    const std::size_t span = shortcut ? std::max<std::size_t>(1, shortcut->span) : 1;
+
+    const auto& act_ref = net.activation();
+    n_.activations.push_back(attempt("network.activation.name", act_ref.name(), [&] {
+      return registry_.get(Kind::activation, act_ref.name()).info->template make<T>().activation(params_of(act_ref));
+    }));
+    const Layer<T>& act = own(std::make_unique<ActivationLayer<T>>(*n_.activations.back()));
+
+    // The nodes, block by block (see mitigation.hpp for the sites).
+    std::optional<Use> tied;  // network.tie_weights: block 0's layer and weights, for every block
+    n_.block_end.resize(depth);
+    std::size_t segment_start = 0;
+    for (std::size_t i = 0; i < depth; ++i) {
+      const std::size_t fan_in = i ? width : net.input_width();
+      if (i % span == 0) {
+        segment_start = n_.nodes.size();
+        inserts(Site::segment_in, i, fan_in, depth);
+      }
+      if (!tied) {
+        const auto& ref = net.layer();
+        auto layer = attempt("network.layer.name", ref.name(), [&] {
+          return registry_.get(Kind::layer, ref.name()).info->template make<T>().layer(LayerArgs{fan_in, width, params_of(ref)});
+        });
+        Use use = new_use(std::move(layer), ref.name(), i, fan_in, width, "network.layer.name");
+        if (net.tie_weights()) tied = use;
+        add(std::move(use), i, true);
+      } else {
+        add(*tied, i, true);
+      }
+      inserts(Site::pre_activation, i, width, depth);
+      add(Use{&act, act_ref.name(), {}, width, width}, i);
+      inserts(Site::post_activation, i, width, depth);
+      if (i % span == span - 1 || i + 1 == depth) {
+        if (shortcut) merge(segment_start, i, *shortcut, depth);
+        inserts(Site::segment_out, i, width, depth);
+      }
+      n_.block_end[i] = n_.nodes.size();
+    }
+    n_.init = attempt("init.name", spec_.init().name(), [&] {
+      return registry_.get(Kind::initializer, spec_.init().name()).info->initializer(params_of(spec_.init()));
+    });
+    n_.loss = attempt("loss.name", spec_.loss().name(), [&] {
+      return registry_.get(Kind::loss, spec_.loss().name()).info->template make<T>().loss(params_of(spec_.loss()));
+    });
+    return std::move(n_);
+  }
+
+ private:
+  using Use = typename Network<T>::Use;
+
+  static std::string field(int k) { return "mitigations[" + std::to_string(k) + "].name"; }
+
+  const Layer<T>& own(std::unique_ptr<Layer<T>> layer) {
+    n_.layers.push_back(std::move(layer));
+    return *n_.layers.back();
+  }
+
+  // A first use of a new layer: its declared weights become new entries of the network.
+  Use new_use(std::unique_ptr<Layer<T>> layer, const std::string& name, std::size_t block, std::size_t in,
+              std::size_t out, const std::string& where) {
+    if (!layer) throw SpecError(where, "\"" + name + "\" made no layer");
+    Use use{&own(std::move(layer)), name, {}, in, out};
+    const auto decls = attempt(where, name, [&] { return use.layer->weights(); });
+    std::set<std::string> names;
+    for (std::size_t k = 0; k < decls.size(); ++k) {
+      if (!names.insert(decls[k].name).second)
+        throw SpecError(where, "\"" + name + "\" declares weight \"" + decls[k].name + "\" twice; give each weight its own name");
+      use.weights.push_back(n_.weights.size());
+      n_.weights.push_back({decls[k], long(block), use.layer, k});
+    }
+    return use;
+  }
+
+  void add(Use use, std::size_t block, bool main = false) {
+    typename Network<T>::Node n;
+    n.use = std::move(use), n.block = block, n.main = main;
+    n_.nodes.push_back(std::move(n));
+  }
+
+  void inserts(Site site, std::size_t block, std::size_t width, std::size_t depth) {
+    for (std::size_t k = 0; k < n_.mitigations.size(); ++k) {
+      const auto& name = spec_.mitigations(int(k)).name();
+      auto layer = attempt(field(int(k)), name, [&] { return n_.mitigations[k]->insert(site, block, width, depth); });
+      if (layer) add(new_use(std::move(layer), name, block, width, width, field(int(k))), block);
+    }
+  }
+
+  void merge(std::size_t segment_start, std::size_t block, const Shortcut& s, std::size_t) {
+    typename Network<T>::Node m;
+    m.block = block, m.skip_from = segment_start, m.alpha = s.alpha;
+    const std::size_t skip_width = segment_start == 0 ? n_.input_width : n_.width;
+    if (skip_width != n_.width) {
+      for (std::size_t k = 0; k < n_.mitigations.size() && !m.projection; ++k) {
+        const auto& name = spec_.mitigations(int(k)).name();
+        auto p = attempt(field(int(k)), name, [&] { return n_.mitigations[k]->projection(skip_width, n_.width); });
+        if (p) m.projection = new_use(std::move(p), name, block, skip_width, n_.width, field(int(k)));
+      }
+      if (!m.projection)
+        throw SpecError("network.input_width", "the residual shortcut goes from width " + std::to_string(skip_width) +
+                                                   " to " + std::to_string(n_.width) +
+                                                   " but its mitigation gives no projection; make input_width equal width");
+    }
+    n_.nodes.push_back(std::move(m));
+  }
+
+  const v1::SimSpec& spec_;
+  const Registry& registry_;
+  Network<T> n_;
+};
+
+}  // namespace
+
+template <class T>
+Network<T> build_network(const v1::SimSpec& spec, const Registry& registry) {
+  if (spec.network().tie_weights() && spec.network().input_width() != spec.network().width())
+    throw SpecError("network.tie_weights", "tie_weights shares block 0's weights with every block, so "
+                                           "network.input_width must equal network.width");
+  return Builder<T>(spec, registry).build();
+}
+
+#define GRADSIM_INSTANTIATE_BUILD(T) template Network<T> build_network<T>(const v1::SimSpec&, const Registry&);
+GRADSIM_FOR_EACH_FORMAT(GRADSIM_INSTANTIATE_BUILD)
+
+}  // namespace gradsim

@@ -1,0 +1,251 @@
+// The engine's body, and its only instantiations (four scalar types, one translation unit).
+#include "network/engine.hpp"
+
+#include "error.hpp"
+#include "spec/spec.hpp"
+
+namespace gradsim {
+
+namespace {
+
+template <class T>
+bool all_finite(const Matrix<T>& m) {
+  for (Eigen::Index i = 0; i < m.size(); ++i)
+    if (!std::isfinite(to_double(m.data()[i]))) return false;
+  return true;
+}
+
+std::uint64_t name_hash(const std::string& name) {  // FNV-1a
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
+  return h;
+}
+
+std::string shape(Eigen::Index r, Eigen::Index c) { return std::to_string(r) + " x " + std::to_string(c); }
+
+}  // namespace
+
+template <class T>
+Engine<T>::Engine(const v1::SimSpec& spec, const Registry& registry) : Engine(spec, build_network<T>(spec, registry)) {}
+
+template <class T>
+Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net) : spec_(spec), net_(std::move(net)) {
+  // Weights: drawn in float64 and rounded to T, so every format starts from the same numbers.
+  // Each has its own random stream, keyed by its block and name, so that adding a mitigation
+  // (a projection, a norm) leaves the draws of every other weight as they were.
+  store_.resize(net_.weights.size());
+  for (std::size_t k = 0; k < store_.size(); ++k) {
+    const auto& slot = net_.weights[k];
+    const auto& d = slot.decl;
+    Matrix<double> w(Eigen::Index(d.rows), Eigen::Index(d.cols));
+    Rng rng(spec.seed(), mix64(std::uint64_t(slot.block) + 0x100) ^ name_hash(d.name));
+    switch (d.init) {
+      case WeightInit::constant: w.setConstant(d.constant); break;
+      case WeightInit::initializer: net_.init->fill(d.role, d.fan_in, d.fan_out, w, rng); break;
+      case WeightInit::layer: slot.owner->init_weight(slot.index, w, rng); break;
+    }
+    if (w.rows() != Eigen::Index(d.rows) || w.cols() != Eigen::Index(d.cols))
+      throw Error("weight \"" + d.name + "\" of block " + std::to_string(slot.block) + " was initialised as " +
+                  shape(w.rows(), w.cols()) + ", declared " + shape(Eigen::Index(d.rows), Eigen::Index(d.cols)));
+    store_[k].value = w.cast<T>();
+    store_[k].grad = Matrix<T>::Zero(w.rows(), w.cols());
+    refs_.push_back({d.name, d.role, slot.block, &store_[k].value, &store_[k].grad});
+  }
+  // One context per node (and per projection): the weights it sees, a random stream.
+  const std::size_t n = net_.nodes.size();
+  use_weights_.reserve(2 * n), call_rngs_.reserve(2 * n);
+  ctx_.resize(n), proj_ctx_.resize(n), projected_.resize(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    const auto& node = net_.nodes[j];
+    if (node.use) ctx_[j] = context(*node.use, j);
+    if (node.projection) proj_ctx_[j] = context(*node.projection, n + j);
+  }
+  values_.resize(n + 1);
+  blocks_.resize(net_.block_end.size());
+  Rng data(spec.seed(), 2), targets(spec.seed(), 3);
+  Matrix<double> x(Eigen::Index(net_.batch), Eigen::Index(net_.input_width));
+  data.fill_normal(x);
+  values_[0] = x.cast<T>();
+  net_.loss->setup(net_.batch, net_.width, targets);
+}
+
+template <class T>
+Ctx<T> Engine<T>::context(const Use& use, std::size_t call) {
+  auto& ws = use_weights_.emplace_back();
+  for (std::size_t k : use.weights) ws.push_back(&store_[k]);
+  auto& rng = call_rngs_.emplace_back(spec_.seed(), mix64(call + 0x10000));
+  return Ctx<T>(ws.data(), ws.size(), &rng);
+}
+
+template <class T>
+void Engine<T>::apply(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y) {
+  use.layer->forward(ctx, x, y);
+  if (y.rows() != x.rows() || y.cols() != Eigen::Index(use.out_cols))
+    throw Error("\"" + use.name + "\" returned " + shape(y.rows(), y.cols()) + " from forward(), expected " +
+                shape(x.rows(), Eigen::Index(use.out_cols)));
+}
+
+template <class T>
+void Engine<T>::apply_backward(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y,
+                               const Matrix<T>& dy, Matrix<T>& dx) {
+  use.layer->backward(ctx, x, y, dy, dx);
+  if (dx.rows() != x.rows() || dx.cols() != x.cols())
+    throw Error("\"" + use.name + "\" returned " + shape(dx.rows(), dx.cols()) + " from backward(), expected " +
+                shape(x.rows(), x.cols()));
+}
+
+template <class T>
+T Engine<T>::forward() {
+  for (std::size_t j = 0; j < net_.nodes.size(); ++j) {
+    const auto& n = net_.nodes[j];
+    if (n.use) {
+      apply(*n.use, ctx_[j], values_[j], values_[j + 1]);
+    } else if (n.projection) {  // y = P(x_s) + alpha * F(x_s)
+      apply(*n.projection, proj_ctx_[j], values_[n.skip_from], projected_[j]);
+      values_[j + 1] = projected_[j] + T(n.alpha) * values_[j];
+    } else {
+      values_[j + 1] = values_[n.skip_from] + T(n.alpha) * values_[j];
+    }
+  }
+  for (std::size_t i = 0; i < blocks_.size(); ++i) blocks_[i].out = stats_of(values_[net_.block_end[i]]);
+  return loss_value_ = net_.loss->forward(values_.back());
+}
+
+template <class T>
+bool Engine<T>::backward() {
+  for (auto& w : store_) w.grad.setZero();
+  loss_scale_ = 1;
+  for (auto& m : net_.mitigations) loss_scale_ *= m->loss_scale();
+  net_.loss->backward(values_.back(), d_);  // d = dL/dy
+  if (loss_scale_ != 1) d_ *= T(loss_scale_);
+  const std::size_t none = std::size_t(-1);
+  std::size_t pending = none;  // value index that still owes the shortcut's gradient
+  for (std::size_t j = net_.nodes.size(); j-- > 0;) {
+    const auto& n = net_.nodes[j];
+    auto& b = blocks_[n.block];
+    if (j + 1 == net_.block_end[n.block]) {  // d = dL/d(output of block n.block): the block boundary
+      for (auto& m : net_.mitigations) m->backward_boundary(n.block, d_);
+      b.act_grad = stats_of(d_);
+    }
+    if (!n.use) {  // y = P(x_s) + alpha * F:  dF = alpha dy,  dx_s += P^T dy
+      if (n.projection) apply_backward(*n.projection, proj_ctx_[j], values_[n.skip_from], projected_[j], d_, skip_grad_);
+      else skip_grad_ = d_;
+      d_ *= T(n.alpha);
+      pending = n.skip_from;
+    } else {
+      if (n.main) b.grad = stats_of(d_);  // dL/dh
+      apply_backward(*n.use, ctx_[j], values_[j], values_[j + 1], d_, tmp_);
+      d_.swap(tmp_);
+    }
+    if (j == pending) d_ += skip_grad_, pending = none;
+  }
+  dx_ = d_;
+  if (loss_scale_ != 1) {  // what the optimiser and the trace's dL/dx see is unscaled
+    for (auto& w : store_) w.grad *= T(1 / loss_scale_);
+    dx_ *= T(1 / loss_scale_);
+  }
+  bool overflow = false;
+  for (auto& w : store_) overflow = overflow || !all_finite(w.grad);
+  for (auto& m : net_.mitigations) {
+    auto grads = refs_;  // a hook may reorder or filter its copy
+    m->param_grads(grads);
+  }
+  return overflow;
+}
+
+template <class T>
+void Engine<T>::collect_events(std::uint32_t step, v1::SimTrace& out) {
+  for (std::size_t k = 0; k < net_.mitigations.size(); ++k)  // one per spec entry, in order
+    for (auto& e : net_.mitigations[k]->take_events()) {
+      auto& ev = *out.add_events();
+      ev.set_mitigation(spec_.mitigations(int(k)).name());
+      ev.set_step(step), ev.set_layer(int(e.block)), ev.set_what(e.what);
+      ev.set_before(e.before), ev.set_after(e.after), ev.set_fired(e.fired);
+    }
+}
+
+template <class T>
+void Engine<T>::run(v1::SimTrace& out) {
+  const std::uint32_t steps = spec_.train().steps();
+  for (std::uint32_t s = 0; s < std::max<std::uint32_t>(1, steps); ++s) {
+    forward();
+    const bool overflow = backward();
+    bool apply = true;
+    for (auto& m : net_.mitigations) apply = m->step_done(overflow) && apply;  // ask every one
+    if (s == 0) record(out);
+    collect_events(s, out);
+    if (steps == 0) break;
+    auto& st = *out.add_steps();
+    st.set_step(s), st.set_loss(to_double(loss_value_));
+    double g2 = 0;
+    for (auto& w : store_) g2 += std::pow(stats_of(w.grad).norm(), 2);
+    st.set_param_grad_norm(std::sqrt(g2));
+    st.set_first_grad_norm(blocks_.front().grad.norm()), st.set_last_grad_norm(blocks_.back().grad.norm());
+    st.set_loss_scale(loss_scale_), st.set_overflow(overflow), st.set_skipped(!apply);
+    if (apply)  // plain SGD: w -= lr dL/dw, once per weight however many nodes share it
+      for (auto& w : store_) w.value -= T(spec_.train().lr()) * w.grad;
+  }
+}
+
+template <class T>
+void Engine<T>::record(v1::SimTrace& out) const {
+  out.set_loss(to_double(loss_value_));
+  out.set_input_grad_norm(stats_of(dx_).norm());
+  std::vector<std::vector<const WeightRef<T>*>> by_block(blocks_.size());
+  for (const auto& w : refs_) by_block[std::size_t(w.block)].push_back(&w);
+  for (std::size_t i = 0; i < blocks_.size(); ++i) {
+    const auto& b = blocks_[i];
+    auto& l = *out.add_layers();
+    l.set_index(std::uint32_t(i));
+    l.set_grad_norm(b.grad.norm());
+    l.set_act_grad_norm(b.act_grad.norm());
+    Stats w, bias;  // all weight (bias) gradients of the block together
+    for (const auto* p : by_block[i])
+      if (p->role != WeightRole::other) (p->role == WeightRole::weight ? w : bias).merge(stats_of(*p->grad));
+    l.set_weight_grad_norm(w.norm());
+    l.set_bias_grad_norm(bias.norm());
+    w.to_proto(*l.mutable_weight_grad());
+    bias.to_proto(*l.mutable_bias_grad());
+    b.out.to_proto(*l.mutable_output());
+    b.grad.to_proto(*l.mutable_grad());
+    b.act_grad.to_proto(*l.mutable_act_grad());
+    if (b.out.nonfinite() && !out.has_forward_overflow_layer()) out.set_forward_overflow_layer(std::uint32_t(i));
+  }
+  for (std::size_t i = blocks_.size(); i-- > 0;) {  // the order the gradient travels
+    const auto& g = blocks_[i].grad;
+    if (g.nonfinite() && !out.has_grad_overflow_layer()) out.set_grad_overflow_layer(std::uint32_t(i));
+    if (g.zeros == g.count && !out.has_grad_underflow_layer()) out.set_grad_underflow_layer(std::uint32_t(i));
+  }
+}
+
+void check_buildable(const v1::SimSpec& spec, const Registry& registry) { build_network<double>(spec, registry); }
+
+namespace {
+void fail(v1::SimTrace& out, const std::string& message) {
+  out.clear_layers(), out.clear_steps(), out.clear_events();
+  out.set_status(v1::SimTrace::FAILED);
+  out.set_message(message);
+}
+}  // namespace
+
+void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out) {
+  try {
+    switch (spec.dtype()) {
+      case v1::FLOAT32: Engine<float>(spec, registry).run(out); break;
+      case v1::BFLOAT16: Engine<bfloat16>(spec, registry).run(out); break;
+      case v1::FLOAT16: Engine<float16>(spec, registry).run(out); break;
+      default: Engine<double>(spec, registry).run(out); break;
+    }
+    out.set_status(v1::SimTrace::OK);
+  } catch (const std::exception& e) {
+    fail(out, e.what());
+  } catch (...) {
+    fail(out, "a plugin threw an exception that is not a std::exception; throw std::runtime_error (or "
+              "another class derived from std::exception) with a message");
+  }
+}
+
+#define GRADSIM_INSTANTIATE_ENGINE(T) template class Engine<T>;
+GRADSIM_FOR_EACH_FORMAT(GRADSIM_INSTANTIATE_ENGINE)
+
+}  // namespace gradsim

@@ -1,0 +1,85 @@
+// The forward/backward engine for one simulation, templated on the scalar type T (float64,
+// float32, bfloat16, float16): every tensor of the pass is stored and computed in T, so
+// overflow to inf and underflow to 0 happen for real. One Engine runs on one thread.
+//
+// It runs a Network (network.hpp): it owns the weights (one value and one gradient per
+// weight, however many nodes use it), every node's per-call context, and the values of the
+// pass, which stay alive from a node's forward to its backward.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <gradsim/plugin.hpp>
+
+#include "gradsim.pb.h"
+#include "network/network.hpp"
+#include "network/stats.hpp"
+#include "plugin/registry.hpp"
+
+namespace gradsim {
+
+template <class T>
+class Engine {
+ public:
+  /// Runs a built network; weights, input and loss are drawn from the spec's seed (each
+  /// weight from its own stream, keyed by its block and name; input and loss from theirs).
+  Engine(const v1::SimSpec& spec, Network<T> net);
+  /// Builds the network of a resolved spec, then as above.
+  Engine(const v1::SimSpec& spec, const Registry& registry);
+  Engine(const Engine&) = delete;  // contexts point into the store
+
+  /// Runs the simulation: one pass, or `train.steps` training steps, into `out`.
+  void run(v1::SimTrace& out);
+
+  /// x -> ... -> L. Returns L.
+  T forward();
+  /// Zeroes the weight gradients, back-propagates dL/dy * loss scale through every node,
+  /// running the mitigations' hooks, and unscales the weight gradients. Returns whether a
+  /// weight gradient is inf or NaN (before param_grads hooks).
+  bool backward();
+  /// Writes the last pass's per-block records into `out`.
+  void record(v1::SimTrace& out) const;
+
+  /// Every weight of the network, input side first (for gradient checks and the optimiser).
+  const std::vector<WeightRef<T>>& weights() const { return refs_; }
+  Matrix<T>& input() { return values_[0]; }
+  /// dL/dx of the last backward().
+  const Matrix<T>& input_grad() const { return dx_; }
+  const Network<T>& network() const { return net_; }
+
+ private:
+  struct Block {
+    Stats out, grad, act_grad;  // of its output (forward), dL/dh and dL/da (backward)
+  };
+  using Use = typename Network<T>::Use;
+  Ctx<T> context(const Use& use, std::size_t call);
+  void apply(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y);
+  void apply_backward(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
+                      Matrix<T>& dx);
+  void collect_events(std::uint32_t step, v1::SimTrace& out);
+
+  const v1::SimSpec& spec_;
+  Network<T> net_;
+  std::vector<Weight<T>> store_;
+  std::vector<WeightRef<T>> refs_;
+  std::vector<std::vector<Weight<T>*>> use_weights_;  // per context: the store entries it sees
+  std::vector<Rng> call_rngs_;                        // per context
+  std::vector<Ctx<T>> ctx_, proj_ctx_;                // per node: its layer's and its projection's
+  std::vector<Matrix<T>> values_, projected_;
+  std::vector<Block> blocks_;
+  Matrix<T> d_, tmp_, skip_grad_, dx_;  // backward buffers, reused by every node
+  T loss_value_{};
+  double loss_scale_ = 1;
+};
+
+/// Builds, in float64, every plugin object a resolved spec needs, so that a plugin refusing
+/// its arguments is a spec error before anything runs. Throws SpecError naming the field.
+void check_buildable(const v1::SimSpec& spec, const Registry& registry);
+
+/// Runs one resolved simulation in its dtype and fills `out` (index and spec are the
+/// caller's). An exception thrown by plugin code becomes status FAILED with its message;
+/// inf and NaN in the numbers are results, not failures.
+void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out);
+
+}  // namespace gradsim

@@ -1,0 +1,116 @@
+// A minimal ELF64 reader: enough to find one exported data symbol in the dynamic symbol table
+// and read its bytes from the file, so the ABI stamp is checked before dlopen runs any code of
+// the library (static constructors included).
+#include "plugin/stamp.hpp"
+
+#include <elf.h>
+
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include <gradsim/layout.hpp>
+
+#include "error.hpp"
+
+namespace gradsim {
+
+namespace {
+
+#if defined(__x86_64__)
+constexpr unsigned kMachine = EM_X86_64;
+#elif defined(__aarch64__)
+constexpr unsigned kMachine = EM_AARCH64;
+#else
+constexpr unsigned kMachine = EM_NONE;  // not checked
+#endif
+
+[[noreturn]] void fail(const std::filesystem::path& file, const std::string& what) {
+  throw Error(file.string() + ": " + what);
+}
+
+template <class S>
+S read_at(const std::vector<char>& data, std::uint64_t offset, const std::filesystem::path& file) {
+  if (offset > data.size() || data.size() - offset < sizeof(S)) fail(file, "cannot load: truncated ELF file; rebuild it");
+  S s;
+  std::memcpy(&s, data.data() + offset, sizeof(S));
+  return s;
+}
+
+}  // namespace
+
+std::vector<unsigned char> read_symbol_bytes(const std::filesystem::path& file, const std::string& symbol) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) fail(file, "cannot load: cannot open the file; check its permissions");
+  const std::vector<char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string hint = "; is it a shared library built for this machine?";
+  if (data.size() < EI_NIDENT || std::memcmp(data.data(), ELFMAG, SELFMAG) != 0)
+    fail(file, "cannot load: invalid ELF header" + hint);
+  if (data[EI_CLASS] != ELFCLASS64 || data[EI_DATA] != ELFDATA2LSB)
+    fail(file, "cannot load: a 32-bit or big-endian ELF file" + hint);
+  const auto eh = read_at<Elf64_Ehdr>(data, 0, file);
+  if (eh.e_type != ET_DYN) fail(file, "cannot load: not a shared library (ELF type " + std::to_string(eh.e_type) + ")" + hint);
+  if (kMachine != EM_NONE && eh.e_machine != kMachine)
+    fail(file, "cannot load: built for another machine (ELF machine " + std::to_string(eh.e_machine) + ")" + hint);
+  if (eh.e_shentsize != sizeof(Elf64_Shdr)) fail(file, "cannot load: corrupt ELF section table" + hint);
+  auto section = [&](std::uint64_t i) { return read_at<Elf64_Shdr>(data, eh.e_shoff + i * sizeof(Elf64_Shdr), file); };
+  for (std::uint64_t i = 0; i < eh.e_shnum; ++i) {
+    const auto sh = section(i);
+    if (sh.sh_type != SHT_DYNSYM || sh.sh_entsize != sizeof(Elf64_Sym)) continue;
+    const auto strtab = section(sh.sh_link);
+    for (std::uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym); ++k) {
+      const auto sym = read_at<Elf64_Sym>(data, sh.sh_offset + k * sizeof(Elf64_Sym), file);
+      if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= eh.e_shnum) continue;
+      const std::uint64_t name_at = strtab.sh_offset + sym.st_name;
+      if (name_at >= data.size() || strtab.sh_size < sym.st_name) continue;
+      const std::size_t room = std::min<std::uint64_t>(data.size() - name_at, symbol.size() + 1);
+      if (std::memcmp(data.data() + name_at, symbol.c_str(), room) != 0 || room != symbol.size() + 1) continue;
+      const auto home = section(sym.st_shndx);
+      const std::size_t size = std::min<std::uint64_t>(sym.st_size, 1 << 16);
+      std::vector<unsigned char> bytes(size, 0);
+      if (home.sh_type == SHT_NOBITS) return bytes;  // zero-initialised
+      const std::uint64_t offset = home.sh_offset + (sym.st_value - home.sh_addr);
+      if (sym.st_value < home.sh_addr || offset > data.size() || data.size() - offset < size)
+        fail(file, "cannot load: corrupt ELF symbol '" + symbol + "'" + hint);
+      std::memcpy(bytes.data(), data.data() + offset, size);
+      return bytes;
+    }
+  }
+  fail(file, "not a gradsim plugin (no '" + symbol + "' symbol); was it built with gradsim_add_plugin()?");
+}
+
+std::string stamp_mismatch(const std::vector<unsigned char>& bytes, std::string& sdk_version) {
+  static constexpr gradsim_abi_stamp ours = detail::make_stamp();
+  const std::string rebuild = "; rebuild it with gradsim_add_plugin() against this gradsim";
+  std::uint32_t head[2] = {0, 0};
+  std::memcpy(head, bytes.data(), std::min(bytes.size(), sizeof head));
+  const bool same_layout = head[0] == ours.abi_version && head[1] == sizeof ours && bytes.size() >= sizeof ours;
+  gradsim_abi_stamp s{};
+  if (same_layout) std::memcpy(&s, bytes.data(), sizeof s);
+  auto text = [](const char* field, std::size_t n) { return std::string(field, strnlen(field, n)); };
+  sdk_version = same_layout ? text(s.sdk_version, sizeof s.sdk_version) : "?";
+  const std::string version = GRADSIM_VERSION_STRING;
+  if (!same_layout)
+    return "built for plugin ABI " + std::to_string(head[0]) + ", this gradsim " + version + " expects ABI " +
+           std::to_string(GRADSIM_ABI_VERSION) + rebuild;
+  // SDK versions: the same major.minor (the CMake package's SameMinorVersion); patches may differ.
+  auto minor = [](const std::string& v) { return v.substr(0, v.find('.', v.find('.') + 1)); };
+  if (minor(sdk_version) != minor(version))
+    return "built against the gradsim " + sdk_version + " SDK; this gradsim " + version + " loads plugins built against " +
+           minor(version) + ".x" + rebuild;
+  if (text(s.cxx_runtime, sizeof s.cxx_runtime) != text(ours.cxx_runtime, sizeof ours.cxx_runtime))
+    return "built for C++ runtime '" + text(s.cxx_runtime, sizeof s.cxx_runtime) + "', this gradsim uses '" +
+           ours.cxx_runtime + "'" + rebuild + " and the same compiler flags";
+  if (text(s.eigen, sizeof s.eigen) != text(ours.eigen, sizeof ours.eigen))
+    return "built with '" + text(s.eigen, sizeof s.eigen) + "', this gradsim uses '" + ours.eigen + "'" + rebuild +
+           " and the same compiler flags (link gradsim::sdk, which sets Eigen's allocator)";
+  for (int i = 0; i < GRADSIM_LAYOUT_TYPES; ++i)
+    for (int k = 0; k < 2; ++k)
+      if (s.layout[2 * i + k] != ours.layout[2 * i + k])
+        return std::string(k ? "alignof(" : "sizeof(") + detail::layout_names[i] + ") is " +
+               std::to_string(s.layout[2 * i + k]) + " in the plugin, " + std::to_string(ours.layout[2 * i + k]) +
+               " in this gradsim" + rebuild + " and the same compiler and flags";
+  return "";
+}
+
+}  // namespace gradsim
