@@ -92,6 +92,16 @@ TEST(GradCheck, ClippingHooksMatchClippedFiniteDifferences) {
   }
 }
 
+// The example plugins, one of each kind, pass the same checks.
+TEST(GradCheck, ExamplePluginsPass) {
+  for (const char* key : {"layer:ntk_dense", "initializer:sparse", "loss:huber", "mitigation:layer_scale"})
+    for (std::uint64_t seed : {1, 2, 3}) {
+      const auto results = check_plugin(info_of(key, test::with_fixtures()), test::with_fixtures(), seed);
+      ASSERT_FALSE(results.empty()) << key;
+      for (const auto& r : results) EXPECT_TRUE(r.pass()) << key << " " << r.what << ": " << r.error << " > " << r.tolerance;
+    }
+}
+
 TEST(GradCheck, CatchesAWrongBackward) {
   const auto results = check_plugin(info_of("activation:wrong_cube", test::with_fixtures()), test::with_fixtures(), 1);
   ASSERT_EQ(results.size(), 1u);

@@ -152,6 +152,30 @@ TEST(Engine, TiedWeightsAreOneEntryWithTheGradientOfEveryUse) {
   EXPECT_EQ(t.layers(1).weight_grad_norm(), 0);
 }
 
+// A layer that draws its own weights (the NTK example: W ~ N(0, 1), y = sigma_w/sqrt(fan_in)
+// x W) gets the stream dense's W gets from gaussian(gain = sigma_w), which draws the same
+// normals times sigma_w/sqrt(fan_in): so the forward pass and dL/dh agree to rounding, the
+// spec's initialiser is ignored, and dL/dW differs by exactly the factor sigma_w/sqrt(fan_in).
+TEST(Engine, ALayerDrawsItsOwnWeightsFromTheStreamTheEngineGivesIt) {
+  const std::string net = "network { depth: 4 width: 16 activation { name: \"tanh\" } ";
+  auto t = [&](const std::string& layer, const std::string& gain) {
+    return run(resolved("base { " + net + layer + " } init { params { name: \"gain\" number: " + gain + " } } }",
+                        test::with_fixtures()),
+               test::with_fixtures());
+  };
+  const auto dense = t("", "1.5");
+  const std::string ntk = "layer { name: \"ntk_dense\" params { name: \"sigma_w\" number: 1.5 } }";
+  const auto a = t(ntk, "1.5"), b = t(ntk, "40");
+  EXPECT_EQ(a.SerializeAsString().size(), b.SerializeAsString().size());
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(a.layers(i).grad_norm(), b.layers(i).grad_norm()) << i;  // the initialiser plays no part
+    EXPECT_NEAR(a.layers(i).output().variance() / dense.layers(i).output().variance(), 1.0, 1e-12) << i;
+    EXPECT_NEAR(a.layers(i).grad_norm() / dense.layers(i).grad_norm(), 1.0, 1e-12) << i;
+    const double factor = 1.5 / std::sqrt(16.0);
+    EXPECT_NEAR(a.layers(i).weight_grad_norm() / dense.layers(i).weight_grad_norm(), factor, 1e-12) << i;
+  }
+}
+
 TEST(Engine, TiedWeightsNeedEqualWidths) {
   auto spec = parse_spec("base { network { depth: 3 width: 5 input_width: 4 tie_weights: true } }", "tie.textproto");
   try {

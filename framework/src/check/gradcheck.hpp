@@ -56,8 +56,8 @@ CheckResult check_activation(const Activation<double>& act, std::size_t batch, s
 /// dL/dy at a random y.
 CheckResult check_loss(Loss<double>& loss, std::size_t batch, std::size_t width, Rng& rng);
 /// Sample mean and variance of weights and biases (400 x 300 and 300 x 400) against
-/// variances(), within 5 standard errors; without declared variances, that draws are finite
-/// and reproducible.
+/// variances(), within 5 standard errors (estimated from the draws); without declared
+/// variances, that draws are finite and reproducible.
 std::vector<CheckResult> check_initializer(const Initializer& init, std::uint64_t seed);
 /// The layers a mitigation inserts at every site and its projection, then a whole network
 /// (dense + tanh, depth 3, with a width change) with the mitigation: every weight gradient,
