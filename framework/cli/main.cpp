@@ -162,7 +162,9 @@ int gradcheck(const Registry& registry, const std::vector<std::string>& names) {
                     std::all_of(worst.begin(), worst.end(), [](const auto& r) { return r.pass(); });
     failed += !ok;
     std::cout << (ok ? "ok    " : "FAIL  ") << kind_name(e.info->kind) << " " << e.info->name << "  ("
-              << e.library->file.filename().string() << ")\n";
+              << e.library->file.filename().string() << ")";
+    if (ok) std::cout << "  " << worst.size() << " checks x 3 seeds";
+    std::cout << '\n';
     if (!error.empty()) std::cout << "        error: " << error << '\n';
     if (error.empty() && worst.empty()) std::cout << "        nothing to check\n";
     for (const auto& r : worst)

@@ -15,6 +15,7 @@ namespace gradsim {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 struct Result {
   int code;
@@ -140,6 +141,27 @@ TEST_F(Cli, FailedSimulationsAreRecordedAndSetTheExitCode) {
   ASSERT_TRUE(reader.next(t));
   EXPECT_EQ(t.status(), v1::SimTrace::FAILED);
   EXPECT_EQ(t.message(), "throwing: input above limit");
+}
+
+// `gradsim gradcheck` runs the test suite's harness on any plugin: a wrong backward fails
+// with the quantity and its error, a good plugin passes, an unknown name is an error.
+TEST_F(Cli, GradcheckChecksAnyPlugin) {
+  const std::string dirs = "--plugin-dir " GRADSIM_FIXTURE_GOOD_DIR;
+  const auto bad = sh(dirs + " gradcheck wrong_cube cube");
+  EXPECT_EQ(bad.code, 1) << bad.out;
+  EXPECT_THAT(bad.out, HasSubstr("FAIL  activation wrong_cube  (gradsim-wrong_backward.so)"));
+  EXPECT_THAT(bad.out, HasSubstr("FAIL  dh: "));
+  EXPECT_THAT(bad.out, HasSubstr("ok    activation cube  (gradsim-cube.so)  1 checks x 3 seeds"));
+  EXPECT_THAT(bad.out, HasSubstr("1 of 2 plugins pass"));
+  const auto good = sh(dirs + " gradcheck dense sparse layer_scale");
+  EXPECT_EQ(good.code, 0) << good.out;
+  EXPECT_THAT(good.out, HasSubstr("3 of 3 plugins pass"));
+  const auto all = sh("gradcheck");  // every built-in plugin
+  EXPECT_EQ(all.code, 0) << all.out;
+  EXPECT_THAT(all.out, Not(HasSubstr("FAIL")));
+  const auto unknown = sh("gradcheck tahn");
+  EXPECT_EQ(unknown.code, 1);
+  EXPECT_THAT(unknown.out, HasSubstr("gradsim: error: no plugin named \"tahn\" (did you mean"));
 }
 
 TEST_F(Cli, TruncatedTracesAreInspectedUpToTheLastRecord) {
