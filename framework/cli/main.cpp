@@ -5,17 +5,23 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <optional>
+#include <thread>
 #include <csignal>
 #include <iostream>
 #include <sstream>
 
 #include <unistd.h>
 
+#include <gradsim/abi.hpp>
+
 #include "check/gradcheck.hpp"
 #include "error.hpp"
+#include "run/crash.hpp"
+#include "run/validate.hpp"
 #include "plugin/registry.hpp"
 #include "io/report.hpp"
-#include "run/validate.hpp"
 #include "spec/spec.hpp"
 #include "run/sweep.hpp"
 #include "io/trace_io.hpp"
@@ -37,7 +43,13 @@ int report_error(const std::string& what) {
 // Loads the plugins of --plugin-dir, $GRADSIM_PLUGIN_PATH and the built-in directory;
 // prints every failure; throws if any.
 Registry load_plugins(const std::vector<std::string>& dirs) {
-  std::vector<fs::path> paths(dirs.begin(), dirs.end());
+  std::vector<fs::path> paths;
+  for (const auto& d : dirs) {
+    std::error_code ec;
+    if (!fs::exists(d, ec))
+      throw Error("--plugin-dir " + d + ": no such directory or file; check the path");
+    paths.emplace_back(d);
+  }
   for (auto& p : default_plugin_paths()) paths.push_back(p);
   Registry registry;
   const auto failures = registry.load(paths);
@@ -189,6 +201,8 @@ std::atomic<bool> g_stop{false};
 extern "C" void on_interrupt(int) {
   g_stop = true;
   std::signal(SIGINT, SIG_DFL);
+  const char msg[] = "\ngradsim: stopping after the simulations in flight (Ctrl-C again to quit now)\n";
+  (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
 struct RunArgs {
@@ -196,7 +210,8 @@ struct RunArgs {
   std::string spec, output = "traces.pb", shard;
   int threads = 0;
   bool quiet = false, resume = false, progress = false;
-  double stable_band = 1.0;
+  double stable_band = 1.0, sim_timeout = 0;
+  std::uint64_t max_sims = kDefaultMaxSims;
 };
 
 // "i/N" -> (i, N).
@@ -211,24 +226,54 @@ std::pair<std::uint32_t, std::uint32_t> parse_shard(const std::string& text) {
 
 int run(const Registry& registry, const RunArgs& a) {
   const auto [shard_index, shard_count] = a.shard.empty() ? std::pair{0u, 1u} : parse_shard(a.shard);
-  const SpecFile spec = read_spec(spec_or_default(a.spec));
-  const Validation v = validate(spec, registry);
+  const fs::path spec_path = spec_or_default(a.spec);
+  const bool to_stdout = a.output == "-";
+  std::error_code ec;
+  if (!to_stdout && fs::equivalent(spec_path, a.output, ec))
+    throw Error("-o " + a.output + ": that is the spec file; write the traces elsewhere");
+  if (to_stdout && a.resume) throw Error("--resume needs a traces file; -o - writes to standard output");
+  const SpecFile spec = read_spec(spec_path);
+  const Validation v = validate(spec, registry, a.max_sims);
   v1::TraceHeader header = make_header(spec, registry, v);
   if (shard_count > 1) header.set_shard_index(shard_index), header.set_shard_count(shard_count);
+  std::ostream& report = to_stdout ? std::cerr : std::cout;  // stdout carries the traces then
 
   SweepOptions options;
-  options.threads = a.threads, options.stop = &g_stop;
+  options.threads = a.threads, options.stop = &g_stop, options.sim_timeout = a.sim_timeout;
   options.shard_index = shard_index, options.shard_count = shard_count;
+  const int threads = a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency());
+  options.in_flight = fitting_in_memory(v.max_sim_bytes, std::size_t(2 * std::max(1, threads)));
+  if (options.in_flight < std::size_t(std::max(1, threads)))
+    std::cerr << "gradsim: one simulation needs about " << std::ceil(double(v.max_sim_bytes) * 1e-8) / 10
+              << " GB: running " << options.in_flight << " at a time to fit in memory\n";
+  std::unique_ptr<OutputLock> lock;
+  std::unique_ptr<CrashGuard> guard;
   std::unique_ptr<TraceWriter> writer;
   RunSummary summary(a.stable_band);
   std::uint64_t failed = 0;
-  if (a.resume && fs::exists(a.output)) {
-    options.skip = prepare_resume(a.output, header, [&](const v1::SimTrace& t) {
-      if (!a.quiet) summary.add(t);
-      failed += t.status() != v1::SimTrace::OK;
-    });
-    writer = std::make_unique<TraceWriter>(a.output);
-    std::cerr << "gradsim: resuming " << a.output << " after " << options.skip << " simulations\n";
+  if (!to_stdout) {
+    lock = std::make_unique<OutputLock>(a.output);  // before reading or truncating the file
+    const fs::path journal = crash_journal_path(a.output);
+    std::optional<std::uint64_t> done_before;
+    if (a.resume)
+      done_before = prepare_resume(a.output, header, [&](const v1::SimTrace& t) {
+        if (!a.quiet) summary.add(t);
+        failed += t.status() != v1::SimTrace::OK;
+      });
+    if (done_before) {
+      options.skip = *done_before;
+      options.crashed = read_crash_journal(journal);
+      writer = std::make_unique<TraceWriter>(a.output);
+      std::cerr << "gradsim: resuming " << a.output << " after " << options.skip << " simulations";
+      if (!options.crashed.empty()) std::cerr << "; " << options.crashed.size() << " crashed before and are recorded as failed";
+      std::cerr << '\n';
+    } else {
+      if (a.resume) std::cerr << "gradsim: " << a.output << " holds no header yet; starting it again\n";
+      fs::remove(journal, ec);
+      writer = std::make_unique<TraceWriter>(a.output, header);
+    }
+    guard = std::make_unique<CrashGuard>(journal);
+    options.guard = guard.get();
   } else {
     writer = std::make_unique<TraceWriter>(a.output, header);
   }
@@ -236,18 +281,27 @@ int run(const Registry& registry, const RunArgs& a) {
   Progress progress(total, options.skip, a.progress || isatty(STDERR_FILENO));
   std::uint64_t done = options.skip;
   std::signal(SIGINT, on_interrupt);
-  const auto counts = run_sweep(spec, registry, v.count, options, [&](const v1::SimTrace& t) {
-    writer->append(t);
-    if (!a.quiet) summary.add(t);
-    failed += t.status() != v1::SimTrace::OK;
-    progress.update(++done, failed);
-  });
+  RunCounts counts;
+  try {
+    counts = run_sweep(spec, registry, v.count, options, [&](const v1::SimTrace& t) {
+      writer->append(t);
+      if (!a.quiet) summary.add(t);
+      failed += t.status() != v1::SimTrace::OK;
+      progress.update(++done, failed);
+    });
+  } catch (const ResourceError& e) {
+    progress.finish();
+    throw Error(std::string(e.what()) + " (one simulation needs about " +
+                detail::format_number(std::ceil(double(v.max_sim_bytes) * 1e-8) / 10) + " GB, " +
+                std::to_string(options.in_flight) + " ran at once); the " + std::to_string(done) +
+                " finished records are in " + a.output + ". Finish with --resume and fewer --threads");
+  }
   std::signal(SIGINT, SIG_DFL);
   progress.finish();
-  if (!a.quiet) summary.print(std::cout);
-  std::cout << "wrote " << a.output << ": " << counts.ok << " ok, " << counts.failed << " failed";
-  if (options.skip) std::cout << " (after " << options.skip << " from before)";
-  std::cout << '\n';
+  if (!a.quiet) summary.print(report);
+  report << "wrote " << a.output << ": " << counts.ok << " ok, " << counts.failed << " failed";
+  if (options.skip) report << " (after " << options.skip << " from before)";
+  report << '\n';
   if (counts.interrupted) {
     std::string dirs;
     for (const auto& d : a.plugin_dirs) dirs += "--plugin-dir " + d + " ";
@@ -256,17 +310,94 @@ int run(const Registry& registry, const RunArgs& a) {
               << "-o " << a.output << (a.shard.empty() ? "" : " --shard " + a.shard) << " --resume\n";
     return 130;
   }
+  guard.reset();
+  if (!to_stdout) fs::remove(crash_journal_path(a.output), ec);  // complete: its crashes are in the records
   return failed ? 2 : 0;  // failures of this run or of the one it resumed
+}
+
+// The closest of `names` to `word` (edit distance at most 2, or a third of its length).
+std::string closest(const std::string& word, const std::vector<std::string>& names) {
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<std::size_t> row(b.size() + 1);
+    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i) {
+      std::size_t diag = row[0];
+      row[0] = i;
+      for (std::size_t j = 1; j <= b.size(); ++j) {
+        const std::size_t up = row[j];
+        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+        diag = up;
+      }
+    }
+    return row[b.size()];
+  };
+  std::string best;
+  std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
+  for (const auto& n : names)
+    if (const auto d = distance(word, n); d < best_d) best = n, best_d = d;
+  return best;
+}
+
+// A usage error, as one line: what was wrong, a did-you-mean for a mistyped command or flag,
+// and where the help is.
+std::string usage_error(const CLI::App& app, const CLI::ParseError& e, int argc, char** argv) {
+  std::vector<std::string> commands;
+  for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; })) commands.push_back(sub->get_name());
+  const CLI::App* sub = nullptr;
+  for (const auto* c : app.get_subcommands([](const CLI::App*) { return true; }))
+    if (c->parsed()) sub = c;
+  // The first word that is not an option or an option's value names the command.
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--plugin-dir") { ++i; continue; }
+    if (arg.rfind("-", 0) == 0) continue;
+    if (std::find(commands.begin(), commands.end(), arg) == commands.end() && !sub) {
+      const std::string guess = closest(arg, commands);
+      std::string list;
+      for (const auto& c : commands) list += (list.empty() ? "" : ", ") + c;
+      return "unknown command '" + arg + "'" + (guess.empty() ? "" : " (did you mean '" + guess + "'?)") +
+             "; the commands are " + list;
+    }
+    break;
+  }
+  std::string what = e.what();
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) continue;
+    arg = arg.substr(0, arg.find('='));
+    std::vector<std::string> flags;
+    for (const CLI::App* a : {&app, sub})
+      if (a)
+        for (const auto* o : a->get_options())
+          for (const auto& l : o->get_lnames()) flags.push_back("--" + l);
+    if (std::find(flags.begin(), flags.end(), arg) != flags.end()) continue;
+    const std::string guess = closest(arg, flags);
+    return "unknown option " + arg + (guess.empty() ? "" : " (did you mean " + guess + "?)") + "; see gradsim " +
+           (sub ? sub->get_name() + " " : "") + "--help";
+  }
+  return what + "; see gradsim " + (sub ? sub->get_name() + " " : "") + "--help";
 }
 
 }  // namespace
 
 int main(int argc, char** argv) try {
   CLI::App app{"gradsim: simulate vanishing and exploding gradients in deep networks"};
-  app.require_subcommand(1);
+  app.require_subcommand(0, 1);
   app.fallthrough();
+  app.set_version_flag("-V,--version", "gradsim " GRADSIM_VERSION_STRING " (plugin ABI " GRADSIM_STR(GRADSIM_ABI_VERSION) ")");
   std::vector<std::string> plugin_dirs;
-  app.add_option("--plugin-dir", plugin_dirs, "also load gradsim-* plugins from DIR (repeatable)");
+  const char* plugin_dir_help = "also load gradsim-* plugins from DIR (repeatable)";
+  app.add_option("--plugin-dir", plugin_dirs, plugin_dir_help);
+  auto finite = CLI::Validator(
+      [](std::string& text) -> std::string {
+        try {
+          const double v = std::stod(text);
+          return std::isfinite(v) && v >= 0 ? "" : "must be a finite number >= 0";
+        } catch (const std::exception&) {
+          return "must be a number";
+        }
+      },
+      "NUMBER >= 0");
 
   RunArgs ra;
   std::string spec, traces, merged;
@@ -275,16 +406,20 @@ int main(int argc, char** argv) try {
   long only_sim = -1;
   auto* run_cmd = app.add_subcommand("run", "simulate the networks of a spec and write a traces file");
   run_cmd->add_option("spec", ra.spec, "spec file (.textproto or .json); default: the demo in sims/");
-  run_cmd->add_option("-o,--output", ra.output, "traces file to write")->capture_default_str();
-  run_cmd->add_option("--threads", ra.threads, "threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("-o,--output", ra.output, "traces file to write (- for standard output)")->capture_default_str();
+  run_cmd->add_option("--threads", ra.threads, "threads (0: all cores)")->capture_default_str()->check(CLI::Range(0, 4096));
+  run_cmd->add_option("--sim-timeout", ra.sim_timeout, "seconds one simulation may run; past it, it is recorded as failed (0: no limit)")
+      ->capture_default_str()->check(finite);
+  run_cmd->add_option("--max-sims", ra.max_sims, "refuse sweeps of more simulations than this")->capture_default_str();
   run_cmd->add_option("--shard", ra.shard, "run only simulations i, i+N, i+2N, ... (i/N); join with `gradsim merge`");
   run_cmd->add_flag("--resume", ra.resume, "continue the traces file of an interrupted run of the same spec");
   run_cmd->add_flag("--progress", ra.progress, "show the progress line even when stderr is not a terminal");
   run_cmd->add_option("--stable-band", ra.stable_band, "|log10(first/last)| up to this is 'stable'")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(finite);
   run_cmd->add_flag("-q,--quiet", ra.quiet, "print no summary");
   auto* validate_cmd = app.add_subcommand("validate", "check a spec without running it");
   validate_cmd->add_option("spec", spec, "spec file; default: the demo in sims/");
+  validate_cmd->add_option("--max-sims", ra.max_sims, "refuse sweeps of more simulations than this")->capture_default_str();
   auto* plugins = app.add_subcommand("plugins", "list every plugin found, with its parameters");
   plugins->add_flag("--json", json, "machine-readable output");
   std::vector<std::string> check_names;
@@ -292,13 +427,27 @@ int main(int argc, char** argv) try {
                                                 "(initialisers against their declared variances)");
   check->add_option("names", check_names, "plugin names; default: every plugin found");
   auto* inspect = app.add_subcommand("inspect", "summarise a traces file");
-  inspect->add_option("traces", traces, "traces file")->required();
+  inspect->add_option("traces", traces, "traces file (- for standard input)")->required();
   inspect->add_flag("--json", json, "one JSON object per simulation (protobuf's JSON mapping)");
   inspect->add_option("--sim", only_sim, "show only this simulation index");
   auto* merge = app.add_subcommand("merge", "join the files of `run --shard i/N` into one");
   merge->add_option("shards", shard_files, "the shard files, in any order")->required();
   merge->add_option("-o,--output", merged, "the joined traces file")->required();
-  CLI11_PARSE(app, argc, argv);
+  auto* help_cmd = app.add_subcommand("help", "print this help");
+  for (auto* sub : {run_cmd, validate_cmd, plugins, check})  // the commands that load plugins
+    sub->add_option("--plugin-dir", plugin_dirs, plugin_dir_help);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {  // --help, --version
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "gradsim: error: " << usage_error(app, e, argc, argv) << '\n';
+    return 1;
+  }
+  if (*help_cmd || app.get_subcommands().empty()) {
+    std::cout << app.help();
+    return app.get_subcommands().empty() ? 1 : 0;
+  }
 
   if (*inspect) {
     TraceReader reader(traces);
@@ -340,7 +489,7 @@ int main(int argc, char** argv) try {
   if (*check) return gradcheck(registry, check_names);
   if (*validate_cmd) {
     const SpecFile spec_file = read_spec(spec_or_default(spec));
-    const Validation v = validate(spec_file, registry);
+    const Validation v = validate(spec_file, registry, ra.max_sims);
     std::cout << spec_file.source << ": ok, " << v.count << " simulation" << (v.count == 1 ? "" : "s") << '\n';
     return 0;
   }

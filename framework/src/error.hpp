@@ -12,4 +12,11 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The machine ran out of something a simulation needed (memory): not a result to record,
+/// since with fewer simulations at once it would have run. Stops a sweep.
+class ResourceError : public Error {
+ public:
+  using Error::Error;
+};
+
 }  // namespace gradsim

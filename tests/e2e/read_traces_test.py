@@ -25,4 +25,16 @@ with tempfile.TemporaryDirectory() as tmp:
         f.truncate(os.path.getsize(out) - 5)
     header, traces, truncated = read_traces(out)
     assert len(traces) == 3 and truncated
+    # Flip one bit inside the second record: the checksum catches it.
+    from gradsim_traces import CorruptTraces
+    with open(out, "r+b") as f:
+        data = bytearray(f.read())
+        data[len(data) // 2] ^= 0x10
+        f.seek(0)
+        f.write(data)
+    try:
+        read_traces(out)
+        raise AssertionError("a flipped bit went unnoticed")
+    except CorruptTraces as e:
+        assert "checksum mismatch" in str(e), e
 print("python reader: ok")

@@ -67,7 +67,7 @@ TEST_F(TracesFixture, RoundTripsHeaderAndRecords) {
 
 TEST_F(TracesFixture, TruncatedFileReadsUpToItsLastCompleteRecord) {
   const auto size = std::filesystem::file_size(file);
-  const std::uint64_t last = delimited_bytes(traces.back()).size();
+  const std::uint64_t last = framed_bytes(traces.back()).size();
   // Cut one byte short, inside the last record's body, and inside its length prefix.
   for (std::uint64_t cut : {size - 1, size - last / 2, size - last + 1}) {
     std::filesystem::resize_file(file, cut);
@@ -81,7 +81,7 @@ TEST_F(TracesFixture, TruncatedFileReadsUpToItsLastCompleteRecord) {
 
 TEST_F(TracesFixture, CorruptRecordIsReported) {
   const auto size = std::filesystem::file_size(file);
-  const std::uint64_t last = delimited_bytes(traces.back()).size();
+  const std::uint64_t last = framed_bytes(traces.back()).size();
   {
     std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(std::streamoff(size - last + 3));
@@ -96,9 +96,57 @@ TEST_F(TracesFixture, CorruptRecordIsReported) {
     r.next(t);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), HasSubstr("record 2 ending at byte"));
-    EXPECT_THAT(e.what(), HasSubstr("is corrupt"));
+    EXPECT_THAT(e.what(), HasSubstr("record 2 at byte"));
+    EXPECT_THAT(e.what(), HasSubstr("is damaged (checksum mismatch); the 2 records before it are intact"));
   }
+}
+
+// Every single bit flipped in a record (its length, body or checksum) is noticed: the read
+// fails, or ends early as truncated; never does a changed record read as valid.
+TEST_F(TracesFixture, EverySingleBitFlipIsNoticed) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t second_start = framed_bytes(header).size() + framed_bytes(traces[0]).size();
+  const std::size_t last = framed_bytes(traces[1]).size();
+  int silent = 0, flips = 0;
+  for (std::size_t byte = second_start; byte < second_start + last; ++byte)
+    for (int bit = 0; bit < 8; ++bit) {
+      std::string bad = good;
+      bad[byte] = char(bad[byte] ^ (1 << bit));
+      std::ofstream(file, std::ios::binary | std::ios::trunc) << bad;
+      ++flips;
+      try {
+        TraceReader r(file);
+        v1::SimTrace t;
+        std::uint64_t n = 0;
+        while (r.next(t)) ++n;
+        silent += n == 3 && !r.truncated();
+      } catch (const Error&) {
+      }
+    }
+  EXPECT_GT(flips, 1000);
+  EXPECT_EQ(silent, 0);
+}
+
+// A length prefix of 30 GB (a sparse file can be that large) is refused before anything is
+// allocated for it.
+TEST_F(TracesFixture, AHugeLengthPrefixIsRefusedWithoutAllocating) {
+  std::filesystem::resize_file(file, framed_bytes(header).size() + framed_bytes(traces[0]).size());
+  {
+    std::ofstream out(file, std::ios::binary | std::ios::app);
+    out << char(0x80) << char(0x80) << char(0x80) << char(0x80) << char(0x70);  // 30 GB, roughly
+  }
+  std::filesystem::resize_file(file, std::uint64_t(40) << 30);  // sparse: takes no disk
+  TraceReader r(file);
+  v1::SimTrace t;
+  EXPECT_TRUE(r.next(t));
+  try {
+    r.next(t);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("more than any gradsim record (256 MiB): the file is damaged"));
+  }
+  std::filesystem::remove(file);
 }
 
 TEST_F(TracesFixture, ForeignFileIsRefused) {

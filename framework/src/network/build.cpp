@@ -32,6 +32,9 @@ auto attempt(const std::string& field, const std::string& name, F&& make) {
     throw;
   } catch (const std::exception& e) {
     throw SpecError(field, "\"" + name + "\" cannot be built: " + e.what());
+  } catch (...) {
+    throw SpecError(field, "\"" + name + "\" cannot be built: it threw an exception that is not a "
+                           "std::exception; a plugin should throw std::invalid_argument with a message");
   }
 }
 
@@ -167,6 +170,29 @@ class Builder {
 };
 
 }  // namespace
+
+std::uint64_t estimate_record_bytes(const v1::SimSpec& spec) {
+  const double depth = spec.network().depth(), mitigations = spec.mitigations_size();
+  // A LayerTrace is 5 TensorStats of about 90 bytes; a StepTrace about 60 bytes; a hook
+  // event about 60 bytes, and a per-block hook fires once per block and step.
+  const double steps = std::max<std::uint32_t>(1, spec.train().steps());
+  return std::uint64_t(600 * depth + steps * (60 + 60 * mitigations * (depth + 1)) + 2000);
+}
+
+std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
+  const auto& net = spec.network();
+  const double depth = net.depth(), width = net.width(), in = net.input_width() ? net.input_width() : width;
+  const double batch = spec.batch(), mitigations = spec.mitigations_size();
+  const double scalar = spec.dtype() == v1::FLOAT32 ? 4 : spec.dtype() == v1::FLOAT64 || spec.dtype() == 0 ? 8 : 2;
+  // Nodes per block: layer, activation, an inserted layer per mitigation, a merge.
+  const double nodes = depth * (3 + mitigations);
+  const double values = (nodes + 1) * batch * std::max(width, in) * scalar;
+  const double saved = depth * mitigations * 2 * batch * width * scalar;  // e.g. a norm's xhat
+  const double weights = depth * (std::max(width, in) + 1) * width * (2 * scalar + 8);  // value, grad, float64 draw
+  const double bookkeeping = nodes * 700;  // node, context, stream, heap headers
+  // The record in memory while it is built, and again serialised.
+  return std::uint64_t(values + saved + weights + bookkeeping + 3.0 * double(estimate_record_bytes(spec)) + 1e6);
+}
 
 template <class T>
 Network<T> build_network(const v1::SimSpec& spec, const Registry& registry) {

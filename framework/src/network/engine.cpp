@@ -1,7 +1,10 @@
 // The engine's body, and its only instantiations (four scalar types, one translation unit).
 #include "network/engine.hpp"
 
+#include <unistd.h>
+
 #include "error.hpp"
+#include "io/trace_io.hpp"
 #include "spec/spec.hpp"
 
 namespace gradsim {
@@ -26,10 +29,12 @@ std::string shape(Eigen::Index r, Eigen::Index c) { return std::to_string(r) + "
 }  // namespace
 
 template <class T>
-Engine<T>::Engine(const v1::SimSpec& spec, const Registry& registry) : Engine(spec, build_network<T>(spec, registry)) {}
+Engine<T>::Engine(const v1::SimSpec& spec, const Registry& registry, Deadline deadline)
+    : Engine(spec, build_network<T>(spec, registry), deadline) {}
 
 template <class T>
-Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net) : spec_(spec), net_(std::move(net)) {
+Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
+    : spec_(spec), net_(std::move(net)), deadline_(deadline) {
   // Weights: drawn in float64 and rounded to T, so every format starts from the same numbers.
   // Each has its own random stream, keyed by its block and name, so that adding a mitigation
   // (a projection, a norm) leaves the draws of every other weight as they were.
@@ -78,7 +83,14 @@ Ctx<T> Engine<T>::context(const Use& use, std::size_t call) {
 }
 
 template <class T>
+void Engine<T>::check_deadline() const {
+  if (deadline_ != Deadline::max() && std::chrono::steady_clock::now() > deadline_)
+    throw std::runtime_error("ran past its time limit (--sim-timeout)");
+}
+
+template <class T>
 void Engine<T>::apply(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y) {
+  check_deadline();
   use.layer->forward(ctx, x, y);
   if (y.rows() != x.rows() || y.cols() != Eigen::Index(use.out_cols))
     throw Error("\"" + use.name + "\" returned " + shape(y.rows(), y.cols()) + " from forward(), expected " +
@@ -88,6 +100,7 @@ void Engine<T>::apply(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>
 template <class T>
 void Engine<T>::apply_backward(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y,
                                const Matrix<T>& dy, Matrix<T>& dx) {
+  check_deadline();
   use.layer->backward(ctx, x, y, dy, dx);
   if (dx.rows() != x.rows() || dx.cols() != x.cols())
     throw Error("\"" + use.name + "\" returned " + shape(dx.rows(), dx.cols()) + " from backward(), expected " +
@@ -218,7 +231,27 @@ void Engine<T>::record(v1::SimTrace& out) const {
   }
 }
 
-void check_buildable(const v1::SimSpec& spec, const Registry& registry) { build_network<double>(spec, registry); }
+void check_buildable(const v1::SimSpec& spec, const Registry& registry) {
+  // Sizes first: building a network of a billion blocks would itself exhaust the memory.
+  const double gb = 1e-9;
+  if (const auto record = estimate_record_bytes(spec); record > kMaxRecordBytes / 2)
+    throw SpecError(spec.train().steps() > 1000 ? "train.steps" : "network.depth",
+                    "one simulation's record would be about " + detail::format_number(std::ceil(double(record) * 1e-6)) +
+                        " MB (" + std::to_string(spec.network().depth()) + " blocks, " +
+                        std::to_string(spec.train().steps()) + " steps); keep it under " +
+                        std::to_string(kMaxRecordBytes / 2 >> 20) + " MB: fewer blocks or steps");
+  const auto bytes = estimate_bytes(spec), ram = physical_memory_bytes();
+  if (double(bytes) > 0.8 * double(ram))
+    throw SpecError("network.depth", "one simulation needs about " + detail::format_number(std::ceil(double(bytes) * gb * 10) / 10) +
+                                         " GB and this machine has " + detail::format_number(std::floor(double(ram) * gb)) +
+                                         " GB; reduce depth, width or batch");
+  build_network<double>(spec, registry);
+}
+
+std::uint64_t physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && size > 0 ? std::uint64_t(pages) * std::uint64_t(size) : std::uint64_t(16) << 30;
+}
 
 namespace {
 void fail(v1::SimTrace& out, const std::string& message) {
@@ -228,15 +261,17 @@ void fail(v1::SimTrace& out, const std::string& message) {
 }
 }  // namespace
 
-void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out) {
+void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out, Deadline deadline) {
   try {
     switch (spec.dtype()) {
-      case v1::FLOAT32: Engine<float>(spec, registry).run(out); break;
-      case v1::BFLOAT16: Engine<bfloat16>(spec, registry).run(out); break;
-      case v1::FLOAT16: Engine<float16>(spec, registry).run(out); break;
-      default: Engine<double>(spec, registry).run(out); break;
+      case v1::FLOAT32: Engine<float>(spec, registry, deadline).run(out); break;
+      case v1::BFLOAT16: Engine<bfloat16>(spec, registry, deadline).run(out); break;
+      case v1::FLOAT16: Engine<float16>(spec, registry, deadline).run(out); break;
+      default: Engine<double>(spec, registry, deadline).run(out); break;
     }
     out.set_status(v1::SimTrace::OK);
+  } catch (const std::bad_alloc&) {
+    throw ResourceError("out of memory");  // not a result: with fewer simulations at once it would run
   } catch (const std::exception& e) {
     fail(out, e.what());
   } catch (...) {

@@ -7,6 +7,7 @@
 // pass, which stay alive from a node's forward to its backward.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <vector>
 
@@ -19,14 +20,17 @@
 
 namespace gradsim {
 
+/// When a simulation must stop (checked before every node); max() for never.
+using Deadline = std::chrono::steady_clock::time_point;
+
 template <class T>
 class Engine {
  public:
   /// Runs a built network; weights, input and loss are drawn from the spec's seed (each
   /// weight from its own stream, keyed by its block and name; input and loss from theirs).
-  Engine(const v1::SimSpec& spec, Network<T> net);
+  Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline = Deadline::max());
   /// Builds the network of a resolved spec, then as above.
-  Engine(const v1::SimSpec& spec, const Registry& registry);
+  Engine(const v1::SimSpec& spec, const Registry& registry, Deadline deadline = Deadline::max());
   Engine(const Engine&) = delete;  // contexts point into the store
 
   /// Runs the simulation: one pass, or `train.steps` training steps, into `out`.
@@ -58,9 +62,11 @@ class Engine {
   void apply_backward(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
                       Matrix<T>& dx);
   void collect_events(std::uint32_t step, v1::SimTrace& out);
+  void check_deadline() const;
 
   const v1::SimSpec& spec_;
   Network<T> net_;
+  Deadline deadline_;
   std::vector<Weight<T>> store_;
   std::vector<WeightRef<T>> refs_;
   std::vector<std::vector<Weight<T>*>> use_weights_;  // per context: the store entries it sees
@@ -73,13 +79,20 @@ class Engine {
   double loss_scale_ = 1;
 };
 
-/// Builds, in float64, every plugin object a resolved spec needs, so that a plugin refusing
-/// its arguments is a spec error before anything runs. Throws SpecError naming the field.
+/// Checks that one simulation fits this machine's memory and its record the traces format,
+/// then builds, in float64, every plugin object a resolved spec needs, so that a plugin
+/// refusing its arguments is a spec error before anything runs. Throws SpecError naming the
+/// field.
 void check_buildable(const v1::SimSpec& spec, const Registry& registry);
 
+/// This machine's physical memory.
+std::uint64_t physical_memory_bytes();
+
 /// Runs one resolved simulation in its dtype and fills `out` (index and spec are the
-/// caller's). An exception thrown by plugin code becomes status FAILED with its message;
-/// inf and NaN in the numbers are results, not failures.
-void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out);
+/// caller's). An exception thrown by plugin code, or running past `deadline`, becomes status
+/// FAILED with its message; inf and NaN in the numbers are results, not failures. Running out
+/// of memory throws ResourceError: it says nothing about the simulation.
+void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out,
+              Deadline deadline = Deadline::max());
 
 }  // namespace gradsim

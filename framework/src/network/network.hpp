@@ -61,6 +61,13 @@ struct Network {
   std::size_t batch = 0, input_width = 0, width = 0;
 };
 
+/// About how many bytes one simulation of a resolved spec needs at its peak: the values kept
+/// for backward, saved state, weights and gradients, per-node bookkeeping, and its record
+/// (per block, and per training step). An estimate that errs on the high side.
+std::uint64_t estimate_bytes(const v1::SimSpec& spec);
+/// About how large one simulation's record is when serialised.
+std::uint64_t estimate_record_bytes(const v1::SimSpec& spec);
+
 /// Builds the network of a resolved spec. A plugin that refuses its arguments (a gain layer
 /// asked to change width) or declares its weights wrongly throws SpecError naming the field.
 template <class T>

@@ -2,7 +2,12 @@
 
 #include <google/protobuf/util/message_differencer.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #if defined(__linux__)
 #include <malloc.h>
@@ -15,7 +20,9 @@
 #include <gradsim/version.hpp>
 
 #include "network/engine.hpp"
+#include "run/crash.hpp"
 #include "error.hpp"
+#include "utf8.hpp"
 #include "io/trace_io.hpp"
 
 namespace gradsim {
@@ -26,7 +33,7 @@ v1::TraceHeader make_header(const SpecFile& spec, const Registry& registry, cons
   h.set_format_version(kTracesFormat);
   h.set_gradsim_version(GRADSIM_VERSION_STRING);
   *h.mutable_spec() = spec.sweep;
-  h.set_spec_source(spec.source);
+  h.set_spec_source(escape_utf8(spec.source));
   h.set_num_sims(v.count);
   for (const auto& [kind, name] : v.plugins) {
     const auto& e = registry.get(kind, name);
@@ -34,7 +41,7 @@ v1::TraceHeader make_header(const SpecFile& spec, const Registry& registry, cons
     p.set_kind(kind_name(kind));
     p.set_name(name);
     p.set_version(e.info->version);
-    p.set_library(e.library->file.string());
+    p.set_library(escape_utf8(e.library->file.string()));  // a string field must be UTF-8
   }
   return h;
 }
@@ -63,6 +70,70 @@ void keep_freed_memory() {
 
 }  // namespace
 
+std::size_t fitting_in_memory(std::uint64_t bytes, std::size_t wanted) {
+  const double room = 0.7 * double(physical_memory_bytes());
+  return std::max<std::size_t>(1, std::min<std::size_t>(wanted, std::size_t(room / double(std::max<std::uint64_t>(bytes, 1)))));
+}
+
+namespace {
+
+// Watches the simulations in flight: one running past twice its time limit is stuck inside
+// plugin code (the engine checks its deadline before every layer), so it is noted in the
+// crash journal and the process exits; --resume then records it as failed.
+class Watchdog {
+ public:
+  Watchdog(double limit, CrashGuard* guard) : limit_(limit), guard_(guard) {
+    if (limit_ > 0) thread_ = std::thread([this] { watch(); });
+  }
+  ~Watchdog() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+  void start(std::uint64_t index) {
+    if (limit_ <= 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_[index] = Clock::now();
+  }
+  void stop(std::uint64_t index) {
+    if (limit_ <= 0) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    running_.erase(index);
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void watch() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!done_) {
+      wake_.wait_for(lock, std::chrono::milliseconds(100));
+      for (const auto& [index, started] : running_)
+        if (std::chrono::duration<double>(Clock::now() - started).count() > 2 * limit_) {
+          if (guard_) guard_->record(index, "time limit");
+          std::fprintf(stderr,
+                       "\ngradsim: simulation %llu is stuck inside a plugin, %.0f s past its time limit of %g s; "
+                       "stopping. The finished records are kept: run again with --resume to record it as failed "
+                       "and finish the rest\n",
+                       static_cast<unsigned long long>(index), limit_, limit_);
+          std::_Exit(3);
+        }
+    }
+  }
+  double limit_;
+  CrashGuard* guard_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::map<std::uint64_t, Clock::time_point> running_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
+
 RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_t count,
                     const SweepOptions& options, const std::function<void(const v1::SimTrace&)>& write) {
   keep_freed_memory();
@@ -71,9 +142,41 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
   const std::uint64_t todo = shard_size(count, options.shard_index, options.shard_count);
   RunCounts counts;
   std::uint64_t k = options.skip;  // the shard's k-th simulation is index i + k N
+  Watchdog watchdog(options.sim_timeout, options.guard);
   using Trace = std::shared_ptr<v1::SimTrace>;
+  auto simulate_one = [&](std::uint64_t index) {
+    auto t = std::make_shared<v1::SimTrace>();
+    t->set_index(index);
+    *t->mutable_spec() = sim_at(spec.sweep, index);
+    resolve(*t->mutable_spec(), registry);  // validated before: cannot fail here
+    if (auto c = options.crashed.find(index); c != options.crashed.end()) {
+      t->set_status(v1::SimTrace::FAILED);
+      t->set_message("crashed the process in an earlier run (" + c->second + "); recorded, not run again");
+      return t;
+    }
+    const auto deadline = options.sim_timeout > 0
+                              ? std::chrono::steady_clock::now() +
+                                    std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                        std::chrono::duration<double>(options.sim_timeout))
+                              : Deadline::max();
+    set_current_simulation(std::int64_t(index));
+    watchdog.start(index);
+    try {
+      simulate(t->spec(), registry, *t, deadline);
+    } catch (const ResourceError& e) {
+      set_current_simulation(-1);
+      throw ResourceError(std::string(e.what()) + " in simulation " + std::to_string(index));
+    }
+    watchdog.stop(index);
+    set_current_simulation(-1);
+    if (t->status() == v1::SimTrace::FAILED && t->message().find("(--sim-timeout)") != std::string::npos)
+      t->set_message(t->message().substr(0, t->message().find(" (--sim-timeout)")) + " of " +
+                     detail::format_number(options.sim_timeout) + " s (--sim-timeout)");
+    return t;
+  };
+  const std::size_t in_flight = options.in_flight ? options.in_flight : std::size_t(2 * n);
   tbb::parallel_pipeline(
-      std::size_t(2 * n),  // simulations in flight: memory is bounded whatever the sweep's length
+      in_flight,  // simulations in flight: memory is bounded whatever the sweep's length
       tbb::make_filter<void, std::uint64_t>(tbb::filter_mode::serial_in_order,
                                             [&](tbb::flow_control& fc) -> std::uint64_t {
                                               if (k == todo) return fc.stop(), 0;
@@ -83,16 +186,7 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
                                               }
                                               return options.shard_index + options.shard_count * k++;
                                             }) &
-          tbb::make_filter<std::uint64_t, Trace>(
-              tbb::filter_mode::parallel,
-              [&](std::uint64_t index) {
-                auto t = std::make_shared<v1::SimTrace>();
-                t->set_index(index);
-                *t->mutable_spec() = sim_at(spec.sweep, index);
-                resolve(*t->mutable_spec(), registry);  // validated before: cannot fail here
-                simulate(t->spec(), registry, *t);
-                return t;
-              }) &
+          tbb::make_filter<std::uint64_t, Trace>(tbb::filter_mode::parallel, simulate_one) &
           tbb::make_filter<Trace, void>(tbb::filter_mode::serial_in_order, [&](const Trace& t) {
             ++(t->status() == v1::SimTrace::OK ? counts.ok : counts.failed);
             write(*t);
@@ -116,9 +210,14 @@ std::string header_difference(const v1::TraceHeader& a, const v1::TraceHeader& b
 
 }  // namespace
 
-std::uint64_t prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header,
-                             const std::function<void(const v1::SimTrace&)>& seen) {
+std::optional<std::uint64_t> prepare_resume(const std::filesystem::path& file, const v1::TraceHeader& header,
+                                            const std::function<void(const v1::SimTrace&)>& seen) {
   TraceReader reader(file);
+  if (reader.header_truncated()) return std::nullopt;  // died before its header was written
+  if (reader.header().format_version() != kTracesFormat)
+    throw Error(escape_utf8(file.string()) + ": error: cannot resume: written by gradsim " +
+                reader.header().gradsim_version() + " in traces format " +
+                std::to_string(reader.header().format_version()) + "; run without --resume to start it again");
   const std::string diff = header_difference(reader.header(), header);
   if (!diff.empty() || reader.header().shard_index() != header.shard_index())
     throw Error(file.string() + ": error: cannot resume: the file was written for " +
@@ -144,6 +243,7 @@ std::uint64_t merge_shards(const std::vector<std::filesystem::path>& shards, con
     throw Error(shards.front().string() + ": error: the sweep has " + std::to_string(n) + " shards, " +
                 std::to_string(readers.size()) + " given; pass every shard file once");
   std::vector<TraceReader*> by_shard(n, nullptr);
+  std::vector<std::filesystem::path> file_of(n);
   for (std::size_t i = 0; i < readers.size(); ++i) {
     const auto& h = readers[i]->header();
     const std::string diff = header_difference(h, first);
@@ -153,11 +253,13 @@ std::uint64_t merge_shards(const std::vector<std::filesystem::path>& shards, con
       throw Error(shards[i].string() + ": error: shard " + std::to_string(h.shard_index()) + " of " +
                   std::to_string(n) + " is given twice or is out of range");
     by_shard[h.shard_index()] = readers[i].get();
+    file_of[h.shard_index()] = shards[i];
   }
   v1::TraceHeader header = first;
   header.clear_shard_index(), header.clear_shard_count();
   // Written next to `out` and renamed at the end, so a failed merge leaves nothing half-done.
   const std::filesystem::path tmp = out.string() + ".partial";
+  OutputLock lock(tmp);  // two merges into one file: the second is refused
   {
     TraceWriter writer(tmp, header);
     v1::SimTrace t;
@@ -166,7 +268,7 @@ std::uint64_t merge_shards(const std::vector<std::filesystem::path>& shards, con
       auto* r = by_shard[index % n];
       if (!r->next(t, &raw) || t.index() != index) {
         std::filesystem::remove(tmp);
-        throw Error(shards[0].parent_path().string() + ": error: shard " + std::to_string(index % n) +
+        throw Error(escape_utf8(file_of[index % n].string()) + ": error: shard " + std::to_string(index % n) +
                     " is incomplete (simulation " + std::to_string(index) + " missing); finish it with --resume");
       }
       writer.append_raw(raw);

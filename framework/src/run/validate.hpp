@@ -10,6 +10,7 @@ namespace gradsim {
 
 /// The first problem becomes an Error located at the line and column that caused it
 /// ("sims/x.textproto:12:7: error: ...").
-Validation validate(const SpecFile& spec, const Registry& registry);
+/// More than `max_sims` simulations is an error (kDefaultMaxSims unless --max-sims says).
+Validation validate(const SpecFile& spec, const Registry& registry, std::uint64_t max_sims = kDefaultMaxSims);
 
 }  // namespace gradsim

@@ -21,6 +21,15 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+bool parse_index(const std::string& name, int& index) {
+  const auto b = name.find('[');
+  if (b == std::string::npos || name.size() < b + 3 || name.back() != ']') return false;
+  const std::string digits = name.substr(b + 1, name.size() - b - 2);
+  if (digits.size() > 6 || digits.find_first_not_of("0123456789") != std::string::npos) return false;
+  index = std::stoi(digits);
+  return true;
+}
+
 std::string format_number(double v) {
   std::ostringstream s;
   if (v == std::floor(v) && std::fabs(v) < 1e15) s << std::int64_t(v);  // 4294967295, not 4.29e+09
@@ -114,6 +123,8 @@ std::vector<Dimension> dimensions(const v1::SweepSpec& sweep) {
   for (int k = 0; k < sweep.axis_size(); ++k) {
     const auto& a = sweep.axis(k);
     const std::string where = "axis[" + std::to_string(k) + "]";
+    if (a.path().empty())
+      throw SpecError(where, "an axis needs a path: the spec field it sets, e.g. path: \"network.depth\"");
     const int kinds = (a.numbers_size() > 0) + (a.texts_size() > 0) + a.has_range();
     if (kinds != 1)
       throw SpecError(where, "axis '" + a.path() + "' needs exactly one of numbers: [...], texts: [...] or range {...}");
@@ -173,7 +184,12 @@ using detail::value_path;
 
 std::uint64_t sim_count(const v1::SweepSpec& sweep) {
   std::uint64_t n = std::max<std::uint32_t>(1, sweep.replicas());
-  for (const auto& d : dimensions(sweep)) n *= d.length;
+  const auto dims = dimensions(sweep);
+  for (std::size_t i = 0; i < dims.size(); ++i)
+    if (__builtin_mul_overflow(n, std::uint64_t(dims[i].length), &n))
+      throw SpecError("axis[" + std::to_string(dims[i].axes[0]) + "]",
+                      "the sweep has more than 2^64 simulations (the product of the axes' lengths and the "
+                      "replicas); shrink the axes");
   return n;
 }
 
@@ -200,8 +216,10 @@ void set_field(v1::SimSpec& sim, const std::string& path, double number, const s
     }
     std::string name = tokens[t];
     int index = -1;  // "mitigations[1]": an entry of a list of messages
-    if (auto b = name.find('['); b != std::string::npos && name.back() == ']') {
-      index = std::atoi(name.c_str() + b + 1);
+    if (auto b = name.find('['); b != std::string::npos) {
+      if (!detail::parse_index(name, index))
+        throw SpecError(path, "'" + name + "': an index is a number in brackets at the end, e.g. '" +
+                                  name.substr(0, b) + "[0]'");
       name = name.substr(0, b);
     }
     const auto* fd = d->FindFieldByName(name);

@@ -102,12 +102,9 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   if (net.input_width() == 0) net.set_input_width(net.width());
   if (sim.batch() == 0) sim.set_batch(64);
   if (sim.dtype() == v1::DTYPE_UNSPECIFIED) sim.set_dtype(v1::FLOAT64);
-  // The engine keeps every block's input, pre-activation and output for one backward pass.
-  const double bytes = 8.0 * sim.batch() * 3 * (double(net.depth()) * net.width() + net.input_width()) +
-                       8.0 * 2 * net.depth() * double(net.width()) * std::max(net.width(), net.input_width());
-  if (bytes > 16e9)
-    throw SpecError("network.depth", "this network needs about " + format_number(bytes / 1e9) +
-                                         " GB; reduce depth, width or batch");
+  if (!v1::DType_IsValid(sim.dtype()))
+    throw SpecError("dtype", "dtype " + std::to_string(int(sim.dtype())) +
+                                 " is not a format; use FLOAT64, FLOAT32, BFLOAT16 or FLOAT16");
   resolve_plugin(*net.mutable_layer(), Kind::layer, "network.layer", "dense", registry);
   resolve_plugin(*net.mutable_activation(), Kind::activation, "network.activation", "linear", registry);
   resolve_plugin(*sim.mutable_init(), Kind::initializer, "init", "gaussian", registry);

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "error.hpp"
+#include "utf8.hpp"
 
 namespace gradsim {
 
@@ -55,11 +56,21 @@ SpecFile parse_spec(const std::string& text, const std::string& source) {
 }
 
 SpecFile read_spec(const std::filesystem::path& file) {
+  const std::string name = escape_utf8(file.string());
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec))
+    throw Error(name + ": error: is a directory; give a spec file (.textproto or .json)");
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw Error(file.string() + ": error: cannot read the spec file; check the path");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_spec(ss.str(), file.string());
+  if (!in) throw Error(name + ": error: cannot read the spec file; check the path");
+  // A spec is a few kilobytes; read at most kMaxSpecBytes, so /dev/zero or a wrong file
+  // cannot fill the memory.
+  std::string text(kMaxSpecBytes + 1, '\0');
+  in.read(text.data(), std::streamsize(text.size()));
+  text.resize(std::size_t(in.gcount()));
+  if (text.size() > kMaxSpecBytes)
+    throw Error(name + ": error: larger than " + std::to_string(kMaxSpecBytes >> 20) +
+                " MiB; is it a spec file? (specs are text format or JSON, a few kilobytes)");
+  return parse_spec(text, name);
 }
 
 namespace {
@@ -74,8 +85,10 @@ std::string locate(const SpecFile& spec, const std::string& path) {
   for (std::size_t t = 0; t < tokens.size() && tree && msg; ++t) {
     std::string name = tokens[t];
     int index = -1;
-    if (auto b = name.find('['); b != std::string::npos)
-      index = std::stoi(name.substr(b + 1)), name = name.substr(0, b);
+    if (auto b = name.find('['); b != std::string::npos) {
+      if (!detail::parse_index(name, index)) break;  // not a path gradsim writes: no location
+      name = name.substr(0, b);
+    }
     const auto* fd = msg->GetDescriptor()->FindFieldByName(name);
     if (!fd) break;
     if (fd->message_type() == v1::Param::descriptor() && t + 1 < tokens.size()) {
@@ -100,10 +113,35 @@ std::string locate(const SpecFile& spec, const std::string& path) {
   return std::to_string(best.line + 1) + ":" + std::to_string(best.column + 1);
 }
 
+// The path of the first string field (recursively) that is not valid UTF-8, or "".
+std::string first_non_utf8(const pb::Message& msg, const std::string& prefix) {
+  const auto* d = msg.GetDescriptor();
+  const auto* r = msg.GetReflection();
+  for (int i = 0; i < d->field_count(); ++i) {
+    const auto* fd = d->field(i);
+    const std::string path = prefix + fd->name();
+    const int n = fd->is_repeated() ? r->FieldSize(msg, fd) : 1;
+    for (int k = 0; k < n; ++k) {
+      const std::string at = fd->is_repeated() ? path + "[" + std::to_string(k) + "]" : path;
+      if (fd->cpp_type() == pb::FieldDescriptor::CPPTYPE_STRING) {
+        std::string scratch;
+        const std::string& v = fd->is_repeated() ? r->GetRepeatedStringReference(msg, fd, k, &scratch)
+                                                 : r->GetStringReference(msg, fd, &scratch);
+        if (!is_utf8(v)) return at;
+      } else if (fd->cpp_type() == pb::FieldDescriptor::CPPTYPE_MESSAGE) {
+        if (!fd->is_repeated() && !r->HasField(msg, fd)) continue;
+        const auto& m = fd->is_repeated() ? r->GetRepeatedMessage(msg, fd, k) : r->GetMessage(msg, fd);
+        if (auto bad = first_non_utf8(m, at + "."); !bad.empty()) return bad;
+      }
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 Validation validate_with(const SpecFile& spec, const Registry& registry,
-                         const std::function<void(const v1::SimSpec&)>& build) {
+                         const std::function<void(const v1::SimSpec&)>& build, std::uint64_t max_sims) {
   const auto& sweep = spec.sweep;
   auto fail = [&](const std::string& path, const std::string& what) {
     const std::string loc = spec.locations ? locate(spec, path) : "";
@@ -113,6 +151,9 @@ Validation validate_with(const SpecFile& spec, const Registry& registry,
   if (sweep.base().seed() != 0)
     fail("base.seed", "base.seed is derived by gradsim from the sweep's seed and the simulation's "
                       "index; set the top-level 'seed' instead");
+  if (auto bad = first_non_utf8(sweep, ""); !bad.empty())
+    fail(bad, bad + " is not valid UTF-8 text; traces store it as protobuf text, which must be UTF-8 (write "
+                    "other characters as \\u escapes or leave them out)");
   Validation out;
   std::set<std::string> built;
   try {
@@ -120,6 +161,12 @@ Validation validate_with(const SpecFile& spec, const Registry& registry,
   } catch (const SpecError& e) {
     fail(e.path, e.what());
   }
+  if (out.count > max_sims)
+    fail(sweep.axis_size() ? "axis[0]" : "replicas",
+         "the sweep has " + std::to_string(out.count) + " simulations, more than the limit of " +
+             std::to_string(max_sims) + "; validating alone takes about " +
+             detail::format_number(std::ceil(double(out.count) * 20e-6 / 60)) +
+             " minutes. Shrink the axes or replicas, or pass --max-sims " + std::to_string(out.count));
   for (std::uint64_t i = 0; i < out.count; ++i) {
     v1::SimSpec sim;
     try {

@@ -15,6 +15,12 @@
 
 namespace gradsim {
 
+/// The largest spec file read (a spec is a few kilobytes).
+inline constexpr std::size_t kMaxSpecBytes = std::size_t(16) << 20;
+/// The most simulations a sweep may have unless the user raises it (--max-sims): validation
+/// expands every one (about 20 microseconds each) before anything runs.
+inline constexpr std::uint64_t kDefaultMaxSims = 10'000'000;
+
 /// A parsed spec and where each of its fields was written.
 struct SpecFile {
   std::string source;  ///< the file name, for messages
@@ -35,7 +41,8 @@ class SpecError : public std::runtime_error {
   std::string path;
 };
 
-/// Number of simulations: product of the axis lengths, times replicas.
+/// Number of simulations: product of the axis lengths, times replicas. Throws SpecError if it
+/// does not fit in 64 bits.
 std::uint64_t sim_count(const v1::SweepSpec& sweep);
 
 /// The seed of replica `replica` of a sweep.
@@ -57,6 +64,7 @@ void resolve(v1::SimSpec& sim, const Registry& registry);
 /// What validate() found: the number of simulations and every plugin they use.
 struct Validation {
   std::uint64_t count = 0;
+  std::uint64_t max_sim_bytes = 0;  ///< the largest estimate of one simulation's memory
   std::set<std::pair<Kind, std::string>> plugins;
 };
 
@@ -65,7 +73,8 @@ struct Validation {
 /// first problem becomes an Error located at the line and column that caused it
 /// ("sims/x.textproto:12:7: error: ..."). run/validate.hpp passes the network builder.
 Validation validate_with(const SpecFile& spec, const Registry& registry,
-                         const std::function<void(const v1::SimSpec&)>& build);
+                         const std::function<void(const v1::SimSpec&)>& build,
+                         std::uint64_t max_sims = kDefaultMaxSims);
 
 }  // namespace gradsim
 
@@ -77,6 +86,8 @@ namespace detail {  // shared by the spec sources
 std::vector<std::string> split(const std::string& s, char sep);
 /// 4294967295 rather than 4.29497e+09; 1.41421 rather than 1.4142135623730951.
 std::string format_number(double v);
+/// "name[12]" -> 12 in `index`; false unless the brackets hold only digits and end the name.
+bool parse_index(const std::string& name, int& index);
 /// Which value of each axis simulation `index` takes.
 std::vector<int> axis_indices(const v1::SweepSpec& sweep, std::uint64_t index);
 /// Where value j of axis k is written ("axis[k].numbers[j]"), for messages.
