@@ -384,7 +384,8 @@ int main(int argc, char** argv) try {
   CLI::App app{"gradsim: simulate vanishing and exploding gradients in deep networks"};
   app.require_subcommand(0, 1);
   app.fallthrough();
-  app.set_version_flag("-V,--version", "gradsim " GRADSIM_VERSION_STRING " (plugin ABI " GRADSIM_STR(GRADSIM_ABI_VERSION) ")");
+  app.set_version_flag("-V,--version", std::string("gradsim " GRADSIM_VERSION_STRING " (plugin ABI ") +
+                                           std::to_string(GRADSIM_ABI_VERSION) + ")");
   std::vector<std::string> plugin_dirs;
   const char* plugin_dir_help = "also load gradsim-* plugins from DIR (repeatable)";
   app.add_option("--plugin-dir", plugin_dirs, plugin_dir_help);
@@ -444,9 +445,9 @@ int main(int argc, char** argv) try {
     std::cerr << "gradsim: error: " << usage_error(app, e, argc, argv) << '\n';
     return 1;
   }
-  if (*help_cmd || app.get_subcommands().empty()) {
-    std::cout << app.help();
-    return app.get_subcommands().empty() ? 1 : 0;
+  if (*help_cmd || app.get_subcommands().empty()) {  // `gradsim help`, or no command at all
+    (*help_cmd ? std::cout : std::cerr) << app.get_formatter()->make_help(&app, "gradsim", CLI::AppFormatMode::Normal);
+    return *help_cmd ? 0 : 1;
   }
 
   if (*inspect) {
@@ -477,7 +478,8 @@ int main(int argc, char** argv) try {
   }
   if (*merge) {
     std::vector<fs::path> files(shard_files.begin(), shard_files.end());
-    std::cout << "wrote " << merged << ": " << merge_shards(files, merged) << " simulations\n";
+    const std::uint64_t n = merge_shards(files, merged);
+    std::cout << "wrote " << merged << ": " << n << " simulations\n";
     return 0;
   }
 

@@ -49,7 +49,7 @@ TEST(Spec, UnknownFieldReportsLineAndColumn) {
 
 TEST(Spec, UnknownPluginIsLocatedAndGetsSuggestions) {
   EXPECT_EQ(validate_error("base {\n  network { depth: 3 width: 4\n    activation { name: \"tahn\" } } }\n"),
-            "s.textproto:3:18: error: unknown activation \"tahn\" (did you mean \"tanh\"?)");
+            "s.textproto:3:18: error: unknown activation \"tahn\" (did you mean \"tanh\"?); searched " GRADSIM_PLUGIN_DIR);
 }
 
 TEST(Spec, OutOfRangeParameterIsLocated) {
@@ -76,7 +76,7 @@ TEST(Spec, AxisErrorPointsAtTheAxisValue) {
   const std::string spec = std::string(kBase) +
                            "axis { path: \"network.activation.name\"\n"
                            "  texts: [\"relu\", \"sigmod\"] }\n";
-  EXPECT_EQ(validate_error(spec), "s.textproto:3:3: error: unknown activation \"sigmod\" (did you mean \"sigmoid\"?)");
+  EXPECT_EQ(validate_error(spec), "s.textproto:3:3: error: unknown activation \"sigmod\" (did you mean \"sigmoid\"?); searched " GRADSIM_PLUGIN_DIR);
 }
 
 TEST(Spec, AxisWithUnknownPathIsReported) {

@@ -184,7 +184,7 @@ std::size_t TraceReader::read(char* out, std::size_t n) {
 
 void TraceReader::corrupt(const std::string& what) const {
   throw Error(name_ + ": error: record " + std::to_string(count_) + " at byte " + std::to_string(good_bytes_) + " " +
-              what + "; the " + std::to_string(count_) + " records before it are intact");
+              what + (count_ ? "; the " + std::to_string(count_) + " records before it are intact" : ""));
 }
 
 TraceReader::Read TraceReader::read_record(std::string& bytes, bool checksum) {

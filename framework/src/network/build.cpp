@@ -190,8 +190,12 @@ std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
   const double saved = depth * mitigations * 2 * batch * width * scalar;  // e.g. a norm's xhat
   const double weights = depth * (std::max(width, in) + 1) * width * (2 * scalar + 8);  // value, grad, float64 draw
   const double bookkeeping = nodes * 700;  // node, context, stream, heap headers
-  // The record in memory while it is built, and again serialised.
-  return std::uint64_t(values + saved + weights + bookkeeping + 3.0 * double(estimate_record_bytes(spec)) + 1e6);
+  // The record as protobuf objects while it is built (a LayerTrace about 2 KB, a StepTrace
+  // 200 bytes, an event 400 bytes with its strings), then serialised once more.
+  const double steps = std::max<std::uint32_t>(1, spec.train().steps());
+  const double record = depth * 2000 + steps * (200 + 400 * mitigations * (depth + 1)) +
+                        double(estimate_record_bytes(spec));
+  return std::uint64_t(values + saved + weights + bookkeeping + record + 1e6);
 }
 
 template <class T>

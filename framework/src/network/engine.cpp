@@ -242,7 +242,7 @@ void check_buildable(const v1::SimSpec& spec, const Registry& registry) {
                         std::to_string(kMaxRecordBytes / 2 >> 20) + " MB: fewer blocks or steps");
   const auto bytes = estimate_bytes(spec), ram = physical_memory_bytes();
   if (double(bytes) > 0.8 * double(ram))
-    throw SpecError("network.depth", "one simulation needs about " + detail::format_number(std::ceil(double(bytes) * gb * 10) / 10) +
+    throw SpecError("network.depth", "one simulation needs about " + detail::format_number(std::ceil(double(bytes) * gb)) +
                                          " GB and this machine has " + detail::format_number(std::floor(double(ram) * gb)) +
                                          " GB; reduce depth, width or batch");
   build_network<double>(spec, registry);

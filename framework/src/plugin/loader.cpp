@@ -75,13 +75,13 @@ bool is_plugin_file_name(const std::filesystem::path& file) {
 }
 
 std::filesystem::path default_plugin_dir() {
-  return std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." /
-         "lib" / "gradsim" / "plugins";
+  return (std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." / "lib" / "gradsim" /
+          "plugins").lexically_normal();
 }
 
 std::filesystem::path default_sims_dir() {
-  return std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." /
-         "share" / "gradsim" / "sims";
+  return (std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." / "share" / "gradsim" /
+          "sims").lexically_normal();
 }
 
 }  // namespace gradsim

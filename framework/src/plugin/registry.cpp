@@ -5,7 +5,10 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+
 #include "error.hpp"
+#include "utf8.hpp"
 
 namespace gradsim {
 
@@ -40,8 +43,16 @@ void Registry::add(std::unique_ptr<LoadedLibrary> lib) {
 
 std::vector<std::string> Registry::load(const std::vector<std::filesystem::path>& paths) {
   std::vector<std::filesystem::path> files;
+  std::vector<std::string> failures;
   for (const auto& path : paths) {
     std::error_code ec;
+    if (std::filesystem::exists(path, ec)) searched_.push_back(path);
+    // Code from a place anyone may write to is code anyone may run: refuse it.
+    if (writable_by_anyone(path)) {
+      failures.push_back(escape_utf8(path.string()) + ": writable by every user, so anyone could put a plugin "
+                         "there; make it writable by its owner only (chmod o-w)");
+      continue;
+    }
     if (std::filesystem::is_directory(path, ec)) {
       std::vector<std::filesystem::path> found;
       for (const auto& f : std::filesystem::directory_iterator(path, ec))
@@ -54,9 +65,13 @@ std::vector<std::string> Registry::load(const std::vector<std::filesystem::path>
   }
   std::set<std::filesystem::path> seen;
   for (const auto& lib : libs_) seen.insert(std::filesystem::weakly_canonical(lib->file));
-  std::vector<std::string> failures;
   for (const auto& f : files) {
     if (!seen.insert(std::filesystem::weakly_canonical(f)).second) continue;
+    if (writable_by_anyone(f)) {
+      failures.push_back(escape_utf8(f.string()) + ": writable by every user, so anyone could replace it; "
+                         "make it writable by its owner only (chmod o-w)");
+      continue;
+    }
     try {
       add(load_library(f));
     } catch (const Error& e) {
@@ -92,9 +107,11 @@ const Registry::Entry& Registry::get(Kind kind, const std::string& name) const {
     for (std::size_t i = 0; i < close.size(); ++i)
       msg << (i ? i + 1 == close.size() ? " or " : ", " : "") << '"' << close[i] << '"';
     msg << "?)";
-  } else {
-    msg << "; `gradsim plugins` lists the " << kind_name(kind) << "s found";
   }
+  msg << "; searched ";
+  for (std::size_t i = 0; i < searched_.size(); ++i) msg << (i ? ", " : "") << escape_utf8(searched_[i].string());
+  if (searched_.empty()) msg << "no plugin directory";
+  if (close.empty()) msg << "; `gradsim plugins` lists the " << kind_name(kind) << "s found";
   throw Error(msg.str());
 }
 
@@ -104,12 +121,22 @@ std::vector<Registry::Entry> Registry::entries() const {
   return out;
 }
 
+bool writable_by_anyone(const std::filesystem::path& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IWOTH);
+}
+
 std::vector<std::filesystem::path> default_plugin_paths() {
   std::vector<std::filesystem::path> out;
   if (const char* env = std::getenv("GRADSIM_PLUGIN_PATH")) {
     std::stringstream ss(env);
-    for (std::string dir; std::getline(ss, dir, ':');)
-      if (!dir.empty()) out.emplace_back(dir);
+    for (std::string dir; std::getline(ss, dir, ':');) {
+      if (dir.empty()) continue;
+      // A relative entry would mean something else in every directory gradsim is started from.
+      if (std::filesystem::path(dir).is_relative())
+        throw Error("GRADSIM_PLUGIN_PATH entry '" + dir + "' is relative; use absolute paths");
+      out.emplace_back(dir);
+    }
   }
   out.push_back(default_plugin_dir());
   return out;

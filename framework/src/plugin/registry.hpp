@@ -27,8 +27,9 @@ class Registry {
   void add(std::unique_ptr<LoadedLibrary> lib);
 
   /// Loads each gradsim-* library of each directory (in order; a missing directory is
-  /// skipped) and each library file named directly. Returns one error line per failure; the
-  /// libraries that did load stay registered.
+  /// skipped) and each library file named directly. A directory or file that every user may
+  /// write to is refused. Returns one error line per failure; the libraries that did load stay
+  /// registered.
   std::vector<std::string> load(const std::vector<std::filesystem::path>& paths);
 
   /// nullptr if there is no such plugin.
@@ -43,11 +44,15 @@ class Registry {
 
  private:
   std::vector<std::unique_ptr<LoadedLibrary>> libs_;
+  std::vector<std::filesystem::path> searched_;  // for "unknown plugin" messages
   std::map<std::pair<Kind, std::string>, Entry> index_;
 };
 
-/// The directories searched by default: each entry of $GRADSIM_PLUGIN_PATH (':'-separated),
-/// then the built-in plugin directory.
+/// Whether every user may write to `path` (then anyone could plant code there).
+bool writable_by_anyone(const std::filesystem::path& path);
+
+/// The directories searched by default: each entry of $GRADSIM_PLUGIN_PATH (':'-separated,
+/// absolute paths only: throws Error for a relative one), then the built-in plugin directory.
 std::vector<std::filesystem::path> default_plugin_paths();
 
 }  // namespace gradsim

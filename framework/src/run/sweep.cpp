@@ -236,7 +236,12 @@ std::optional<std::uint64_t> prepare_resume(const std::filesystem::path& file, c
 
 std::uint64_t merge_shards(const std::vector<std::filesystem::path>& shards, const std::filesystem::path& out) {
   std::vector<std::unique_ptr<TraceReader>> readers;
-  for (const auto& f : shards) readers.push_back(std::make_unique<TraceReader>(f));
+  for (const auto& f : shards) {
+    readers.push_back(std::make_unique<TraceReader>(f));
+    if (readers.back()->header_truncated())
+      throw Error(escape_utf8(f.string()) + ": error: ends inside its header, so it holds no simulation; run "
+                                            "that shard again with --resume");
+  }
   const auto& first = readers.front()->header();
   const std::uint32_t n = std::max(1u, first.shard_count());
   if (readers.size() != n)

@@ -7,6 +7,7 @@
 #include <google/protobuf/util/json_util.h>
 
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "error.hpp"
@@ -57,6 +58,16 @@ SpecFile parse_spec(const std::string& text, const std::string& source) {
 
 SpecFile read_spec(const std::filesystem::path& file) {
   const std::string name = escape_utf8(file.string());
+  if (file == "-") {  // standard input
+    std::string text;
+    char buf[65536];
+    while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
+      text.append(buf, std::size_t(std::cin.gcount()));
+      if (text.size() > kMaxSpecBytes)
+        throw Error("<stdin>: error: larger than " + std::to_string(kMaxSpecBytes >> 20) + " MiB; is it a spec?");
+    }
+    return parse_spec(text, "<stdin>");
+  }
   std::error_code ec;
   if (std::filesystem::is_directory(file, ec))
     throw Error(name + ": error: is a directory; give a spec file (.textproto or .json)");
