@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libboost-dev libboost-filesystem-dev libtbb-dev libprotobuf-dev protobuf-compiler
-      libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev python3-protobuf)
+      libeigen3-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev python3-protobuf
+      clang util-linux)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

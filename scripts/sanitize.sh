@@ -1,10 +1,39 @@
 #!/usr/bin/env bash
-# Builds gradsim and its tests with AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
-# and runs the whole suite there. Usage: bash scripts/sanitize.sh [extra ctest args]
+# The sanitizer and fuzzing stages of CI (bash scripts/sanitize.sh [asan|tsan|fuzz|all]):
+#   asan: gradsim and its whole test suite built with clang, AddressSanitizer and
+#         UndefinedBehaviorSanitizer (build-asan/), and run there;
+#   fuzz: the libFuzzer targets of that build (spec parser and validator, axis expansion,
+#         traces reader and resume), each for $GRADSIM_FUZZ_SECONDS (default 30) from the seed
+#         corpus in tests/fuzz/corpus; a crash fails the stage and leaves the input in build-asan/;
+#   tsan: the sweep, CLI and traces tests under ThreadSanitizer (build-tsan/, g++), with
+#         oneTBB's own internals suppressed (tests/tsan.supp; see there what that leaves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+stage=${1:-all}
 bash scripts/deps.sh
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-  -DCMAKE_CXX_FLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" >/dev/null
-cmake --build build-asan
-cd build-asan && ctest --output-on-failure -j "$(nproc)" "$@"
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1  # cache hits across clones of the repository
+
+if [[ $stage == asan || $stage == fuzz || $stage == all ]]; then
+  CXX=clang++ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DGRADSIM_FUZZ=ON \
+    -DCMAKE_CXX_FLAGS="-O1 -g1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined -fsanitize=fuzzer-no-link" >/dev/null
+  cmake --build build-asan
+fi
+if [[ $stage == asan || $stage == all ]]; then
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$(nproc)")
+fi
+if [[ $stage == fuzz || $stage == all ]]; then
+  for target in spec axes traces; do
+    corpus=build-asan/fuzz-corpus/$target
+    mkdir -p "$corpus" && cp -n tests/fuzz/corpus/$target/* "$corpus"/
+    echo "fuzz_$target: ${GRADSIM_FUZZ_SECONDS:-30} s"
+    (cd build-asan && ./bin/fuzz_$target -max_total_time="${GRADSIM_FUZZ_SECONDS:-30}" -rss_limit_mb=4096 \
+        -timeout=30 -print_final_stats=1 "fuzz-corpus/$target" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" )
+  done
+fi
+if [[ $stage == tsan || $stage == all ]]; then
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DCMAKE_CXX_FLAGS="-O1 -g1 -fsanitize=thread" >/dev/null
+  cmake --build build-tsan --target gradsim gradsim_tests gradsim_plugins gradsim_sims
+  (cd build-tsan && TSAN_OPTIONS="suppressions=$PWD/../tests/tsan.supp halt_on_error=1 exitcode=66" \
+    ./bin/gradsim_tests --gtest_filter='Sweep.*:Cli.*:TracesFixture.*:Engine.*')
+fi

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1  # cache hits across clones
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build
 ./build/bin/gradsim run -o build/traces.pb "$@"

@@ -143,6 +143,7 @@ TEST_F(Sweep, CtrlCStopsCleanlyAndSaysHowToResume) {
   const int status = interrupt(SIGINT, 2);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 130);
+  EXPECT_THAT(bytes_of(path("log")), HasSubstr("gradsim: stopping after the simulations in flight (Ctrl-C again to quit now)"));
   EXPECT_THAT(bytes_of(path("log")), HasSubstr("--resume"));
   TraceReader reader(path("t.pb"));  // a valid file: every record complete
   v1::SimTrace t;
@@ -152,6 +153,38 @@ TEST_F(Sweep, CtrlCStopsCleanlyAndSaysHowToResume) {
   EXPECT_LT(reader.records_read(), 40u);
   ASSERT_EQ(sh("run -q " + path("slow.textproto") + " -o " + path("t.pb") + " --resume").code, 0);
   EXPECT_EQ(bytes_of(path("t.pb")), bytes_of(path("full.pb")));
+}
+
+// A second Ctrl-C quits at once, even while a simulation is stuck in a plugin.
+TEST_F(Sweep, SecondCtrlCQuitsAtOnce) {
+  std::ofstream(path("h.textproto")) << "base { network { depth: 2 width: 2 activation { name: \"hang\" "
+                                        "params { name: \"above\" number: -1e300 } } } }";
+  const pid_t pid = start({"--plugin-dir", GRADSIM_FIXTURE_GOOD_DIR, "run", path("h.textproto"), "-o", path("t.pb")},
+                          path("log"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  kill(pid, SIGINT);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT) << bytes_of(path("log"));
+  EXPECT_THAT(bytes_of(path("log")), HasSubstr("Ctrl-C again to quit now"));
+}
+
+// Two runs writing one file: the second is refused while the first holds it, and the first
+// finishes with a valid file.
+TEST_F(Sweep, ASecondRunOnTheSameFileIsRefused) {
+  const pid_t pid = start({"run", "-q", path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"}, path("log"));
+  wait_for_records(path("t.pb"), 1);
+  const auto second = sh("run -q " + path("s.textproto") + " -o " + path("t.pb"));
+  EXPECT_EQ(second.code, 1);
+  EXPECT_THAT(second.out, HasSubstr("another gradsim run is writing this file"));
+  const auto resume = sh("run -q --resume " + path("slow.textproto") + " -o " + path("t.pb"));
+  EXPECT_EQ(resume.code, 1);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(records_in(path("t.pb")), 40u);
 }
 
 TEST_F(Sweep, ResumeRefusesAFileOfAnotherSpec) {

@@ -25,6 +25,18 @@
 #include "utf8.hpp"
 #include "io/trace_io.hpp"
 
+// ThreadSanitizer cannot see oneTBB's synchronisation (Debian's libtbb is not instrumented):
+// tell it where the pipeline hands data from one stage's thread to the next.
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_acquire(void* addr);
+extern "C" void __tsan_release(void* addr);
+#define GRADSIM_HANDOFF_ACQUIRE(p) __tsan_acquire(const_cast<void*>(static_cast<const void*>(p)))
+#define GRADSIM_HANDOFF_RELEASE(p) __tsan_release(const_cast<void*>(static_cast<const void*>(p)))
+#else
+#define GRADSIM_HANDOFF_ACQUIRE(p) (void)0
+#define GRADSIM_HANDOFF_RELEASE(p) (void)0
+#endif
+
 namespace gradsim {
 
 v1::TraceHeader make_header(const SpecFile& spec, const Registry& registry, const Validation& v) {
@@ -179,17 +191,31 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
       in_flight,  // simulations in flight: memory is bounded whatever the sweep's length
       tbb::make_filter<void, std::uint64_t>(tbb::filter_mode::serial_in_order,
                                             [&](tbb::flow_control& fc) -> std::uint64_t {
-                                              if (k == todo) return fc.stop(), 0;
-                                              if (options.stop && options.stop->load()) {
+                                              GRADSIM_HANDOFF_ACQUIRE(&k);  // serial, maybe on another thread
+                                              std::uint64_t next = 0;
+                                              if (k == todo) {
+                                                fc.stop();
+                                              } else if (options.stop && options.stop->load()) {
                                                 counts.interrupted = true;
-                                                return fc.stop(), 0;
+                                                fc.stop();
+                                              } else {
+                                                next = options.shard_index + options.shard_count * k++;
                                               }
-                                              return options.shard_index + options.shard_count * k++;
+                                              GRADSIM_HANDOFF_RELEASE(&k);
+                                              return next;
                                             }) &
-          tbb::make_filter<std::uint64_t, Trace>(tbb::filter_mode::parallel, simulate_one) &
+          tbb::make_filter<std::uint64_t, Trace>(tbb::filter_mode::parallel,
+                                                 [&](std::uint64_t index) {
+                                                   auto t = simulate_one(index);
+                                                   GRADSIM_HANDOFF_RELEASE(t.get());  // to the writer
+                                                   return t;
+                                                 }) &
           tbb::make_filter<Trace, void>(tbb::filter_mode::serial_in_order, [&](const Trace& t) {
+            GRADSIM_HANDOFF_ACQUIRE(t.get());
+            GRADSIM_HANDOFF_ACQUIRE(&counts);
             ++(t->status() == v1::SimTrace::OK ? counts.ok : counts.failed);
             write(*t);
+            GRADSIM_HANDOFF_RELEASE(&counts);
           }));
   return counts;
 }
