@@ -1,10 +1,14 @@
-// The gradsim command line: run | validate | plugins | gradcheck | inspect | merge.
+// The gradsim command line: run | validate | plugins | gradcheck | inspect | summary | export | plot | merge | help.
 #include <CLI/CLI.hpp>
 
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <cmath>
 #include <optional>
 #include <thread>
@@ -249,7 +253,7 @@ int run(const Registry& registry, const RunArgs& a) {
   std::unique_ptr<OutputLock> lock;
   std::unique_ptr<CrashGuard> guard;
   std::unique_ptr<TraceWriter> writer;
-  RunSummary summary(a.stable_band);
+  RunSummary summary(spec.sweep, a.stable_band);
   std::uint64_t failed = 0;
   if (!to_stdout) {
     lock = std::make_unique<OutputLock>(a.output);  // before reading or truncating the file
@@ -313,6 +317,34 @@ int run(const Registry& registry, const RunArgs& a) {
   guard.reset();
   if (!to_stdout) fs::remove(crash_journal_path(a.output), ec);  // complete: its crashes are in the records
   return failed ? 2 : 0;  // failures of this run or of the one it resumed
+}
+
+// `gradsim plot`: runs the Python package shipped with gradsim (share/gradsim/python), with
+// Debian's python3 unless $GRADSIM_PYTHON names another.
+int plot(const std::string& traces, const std::string& dir) {
+  std::string python = "python3";
+  if (const char* env = std::getenv("GRADSIM_PYTHON")) python = env;
+  else if (fs::exists("/usr/bin/python3")) python = "/usr/bin/python3";  // the one with Debian's packages
+  std::string path = default_python_dir().string();
+  if (const char* old = std::getenv("PYTHONPATH"); old && *old) path += std::string(":") + old;
+  ::setenv("PYTHONPATH", path.c_str(), 1);
+  const std::string script =
+      "import sys\n"
+      "try:\n"
+      "    import matplotlib, numpy, pandas\n"
+      "except ImportError as e:\n"
+      "    sys.exit(f'gradsim: error: plotting needs the Python module {e.name} for {sys.executable}; install it '\n"
+      "             '(Debian: apt install python3-matplotlib python3-numpy python3-pandas)')\n"
+      "from gradsim.plot import main\n"
+      "sys.exit(main(sys.argv[1:]))\n";
+  std::vector<std::string> args{python, "-c", script, traces, "-o", dir};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  std::cout.flush();
+  ::execvp(python.c_str(), argv.data());
+  throw Error("cannot run " + python + " (" + std::strerror(errno) + "); gradsim plot needs Python 3 with "
+              "matplotlib, numpy and pandas, or set GRADSIM_PYTHON");
 }
 
 // The closest of `names` to `word` (edit distance at most 2, or a third of its length).
@@ -429,8 +461,22 @@ int main(int argc, char** argv) try {
   check->add_option("names", check_names, "plugin names; default: every plugin found");
   auto* inspect = app.add_subcommand("inspect", "summarise a traces file");
   inspect->add_option("traces", traces, "traces file (- for standard input)")->required();
-  inspect->add_flag("--json", json, "one JSON object per simulation (protobuf's JSON mapping)");
+  inspect->add_flag("--json", json, "the header, then one JSON object per simulation (protobuf's JSON mapping)");
   inspect->add_option("--sim", only_sim, "show only this simulation index");
+  bool csv = false;
+  std::string export_csv;
+  auto* summary_cmd = app.add_subcommand("summary", "the run's summary, recomputed from a traces file");
+  summary_cmd->add_option("traces", traces, "traces file (- for standard input)")->required();
+  summary_cmd->add_option("--stable-band", ra.stable_band, "|log10(first/last)| up to this is 'stable'")
+      ->capture_default_str()->check(finite);
+  summary_cmd->add_flag("--csv", csv, "one CSV row per configuration");
+  auto* export_cmd = app.add_subcommand("export", "write the per-layer numbers as CSV (long format)");
+  export_cmd->add_option("traces", traces, "traces file (- for standard input)")->required();
+  export_cmd->add_option("--csv", export_csv, "the CSV file to write (- for standard output)")->required();
+  std::string figures = "figures";
+  auto* plot_cmd = app.add_subcommand("plot", "draw a traces file's figures (PNG and SVG, with Python's matplotlib)");
+  plot_cmd->add_option("traces", traces, "traces file")->required();
+  plot_cmd->add_option("-o,--output", figures, "directory for the figures")->capture_default_str();
   auto* merge = app.add_subcommand("merge", "join the files of `run --shard i/N` into one");
   merge->add_option("shards", shard_files, "the shard files, in any order")->required();
   merge->add_option("-o,--output", merged, "the joined traces file")->required();
@@ -453,27 +499,58 @@ int main(int argc, char** argv) try {
   if (*inspect) {
     TraceReader reader(traces);
     const auto& h = reader.header();
-    if (!json)
+    if (reader.header_truncated()) throw Error(traces + ": error: ends inside its header; it holds no simulation");
+    if (only_sim < -1 || (only_sim >= 0 && std::uint64_t(only_sim) >= h.num_sims()))
+      throw Error("--sim " + std::to_string(only_sim) + ": " + traces + " holds simulations 0 to " +
+                  std::to_string(h.num_sims() - 1));
+    google::protobuf::util::JsonPrintOptions opts;
+    opts.preserve_proto_field_names = true;
+    opts.always_print_primitive_fields = true;  // sim 0 has an index too
+    auto to_json = [&](const google::protobuf::Message& m) {
+      std::string out;
+      google::protobuf::util::MessageToJsonString(m, &out, opts);
+      return out;
+    };
+    if (json) std::cout << "{\"header\": " << to_json(h) << "}\n";  // then one line per simulation
+    else
       std::cout << traces << ": gradsim " << h.gradsim_version() << ", spec " << h.spec_source() << ", "
                 << h.num_sims() << " simulation" << (h.num_sims() == 1 ? "" : "s")
                 << (h.shard_count() > 1 ? ", shard " + std::to_string(h.shard_index()) + "/" + std::to_string(h.shard_count()) : "")
                 << '\n';
     v1::SimTrace t;
-    google::protobuf::util::JsonPrintOptions opts;
-    opts.preserve_proto_field_names = true;
     while (reader.next(t)) {
       if (only_sim >= 0 && t.index() != std::uint64_t(only_sim)) continue;
-      if (json) {
-        std::string out;
-        google::protobuf::util::MessageToJsonString(t, &out, opts);
-        std::cout << out << '\n';
-      } else {
-        print_trace(std::cout, t);
-      }
+      if (json) std::cout << to_json(t) << '\n';
+      else print_trace(std::cout, t);
     }
     if (reader.truncated())
       std::cerr << "gradsim: warning: " << traces << ": truncated after record " << reader.records_read()
                 << " (byte " << reader.good_bytes() << "); the records before it are complete\n";
+    return 0;
+  }
+  if (*plot_cmd) return plot(traces, figures);
+  if (*summary_cmd) {  // the run's summary again, from any traces file
+    TraceReader reader(traces);
+    RunSummary summary(reader.header().spec(), ra.stable_band);
+    v1::SimTrace t;
+    while (reader.next(t)) summary.add(t);
+    if (csv) summary.print_csv(std::cout);
+    else summary.print(std::cout);
+    if (reader.truncated() || reader.records_read() < reader.header().num_sims())
+      std::cerr << "gradsim: note: " << traces << " holds " << reader.records_read() << " of "
+                << reader.header().num_sims() << " simulations\n";
+    return 0;
+  }
+  if (*export_cmd) {
+    TraceReader reader(traces);
+    std::ofstream file;
+    if (export_csv != "-") {
+      file.open(export_csv, std::ios::trunc);
+      if (!file) throw Error(export_csv + ": error: cannot write; check the directory");
+    }
+    std::ostream& out = export_csv == "-" ? std::cout : file;
+    write_layers_csv(out, reader);
+    if (!out) throw Error(export_csv + ": error: writing failed");
     return 0;
   }
   if (*merge) {

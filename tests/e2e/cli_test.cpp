@@ -69,6 +69,10 @@ TEST_F(Cli, InspectJsonIsProtobufsJsonMappingOfEachRecord) {
   std::istringstream lines(r.out);
   TraceReader reader(path("t.pb"));
   std::string line;
+  ASSERT_TRUE(std::getline(lines, line));  // first the header, as {"header": ...}
+  v1::TraceHeader header;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line.substr(11, line.size() - 12), &header).ok()) << line;
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(header, reader.header()));
   int n = 0;
   for (v1::SimTrace expected; reader.next(expected); ++n) {
     ASSERT_TRUE(std::getline(lines, line));
@@ -162,6 +166,27 @@ TEST_F(Cli, GradcheckChecksAnyPlugin) {
   const auto unknown = sh("gradcheck tahn");
   EXPECT_EQ(unknown.code, 1);
   EXPECT_THAT(unknown.out, HasSubstr("gradsim: error: no plugin named \"tahn\" (did you mean"));
+}
+
+// The summary groups by the swept axis values, never by the label: a label in the base spec
+// once pooled a vanishing and an exploding configuration into one "stable" row. And it can be
+// recomputed from the file, with another band.
+TEST_F(Cli, SummaryGroupsByAxisValuesWhateverTheLabel) {
+  std::ofstream(path("l.textproto")) << "replicas: 2 base { label: \"my sweep\" network { depth: 30 width: 32 "
+                                        "activation { name: \"relu\" } } }\n"
+                                        "axis { path: \"init.params.gain\" numbers: [0.5, 1.4142135623730951, 4] }\n";
+  const auto r = sh("run " + path("l.textproto") + " -o " + path("t.pb"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("  2 +-[0-9.]+ .*vanishing   init.params.gain=0.5\n"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("  2 +[-+][0-9.]+ .*stable      init.params.gain=1.41421\n"));
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("  2 +\\+[0-9.]+ .*exploding   init.params.gain=4\n"));
+  const auto again = sh("summary " + path("t.pb"));
+  EXPECT_EQ(again.code, 0);
+  EXPECT_THAT(r.out, HasSubstr(again.out.substr(0, again.out.find("verdict:"))));  // the same table
+  const auto wide = sh("summary " + path("t.pb") + " --stable-band 100 --csv");
+  EXPECT_THAT(wide.out, HasSubstr("init.params.gain=0.5,2,"));
+  EXPECT_THAT(wide.out, HasSubstr(",stable,0,0,0,0\n"));
+  EXPECT_THAT(wide.out, Not(HasSubstr("vanishing")));
 }
 
 TEST_F(Cli, TruncatedTracesAreInspectedUpToTheLastRecord) {

@@ -69,7 +69,7 @@ TEST(Sims, BatchNormExplodesWithDepthLayerNormDoesNot) {
   const auto traces = run_sim("normalization.textproto");
   const auto groups = by_label(traces);
   auto mean = [&](const std::string& norm, int depth) {
-    const auto& g = groups.at("mitigations[0].name=" + norm + " network.depth=" + std::to_string(depth));
+    const auto& g = groups.at("mitigations[0].name=" + (norm.empty() ? std::string("(off)") : norm) + " network.depth=" + std::to_string(depth));
     EXPECT_EQ(g.size(), 4u);
     double s = 0;
     for (const auto* t : g) s += log_ratio(*t);

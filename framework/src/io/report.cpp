@@ -5,6 +5,9 @@
 #include <cstdio>
 #include <map>
 
+#include "io/trace_io.hpp"
+#include "spec/spec.hpp"
+
 namespace gradsim {
 
 namespace {
@@ -38,38 +41,56 @@ std::string verdict(double m, double band) {
 }
 
 void RunSummary::add(const v1::SimTrace& t) {
-  auto [it, fresh] = group_of_.try_emplace(t.spec().label(), groups_.size());
-  if (fresh) groups_.push_back({t.spec().label(), {}, 0, {}, {}});
+  const std::string config = detail::configuration_text(sweep_, t.index());
+  auto [it, fresh] = group_of_.try_emplace(config, groups_.size());
+  if (fresh) groups_.push_back({config, {}, 0, 0, {}, {}});
   auto& g = groups_[it->second];
   std::vector<double> norms;
   for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
+  const double ratio = log10_first_over_last(norms);
   if (t.status() != v1::SimTrace::OK) ++g.failed;
-  else g.ratios.push_back(log10_first_over_last(norms));
+  else if (std::isfinite(ratio)) g.ratios.push_back(ratio);
+  else ++g.nonfinite;
   if (t.has_grad_overflow_layer()) g.overflow_layers.push_back(t.grad_overflow_layer());
   if (t.has_grad_underflow_layer()) g.underflow_layers.push_back(t.grad_underflow_layer());
   if (columns_.size() < columns_max_ && !norms.empty()) columns_.push_back({t.index(), std::move(norms)});
 }
 
+RunSummary::Row RunSummary::row(const Group& g) const {
+  std::vector<double> r = g.ratios;
+  std::sort(r.begin(), r.end());
+  Row out{g.ratios.size() + g.nonfinite + g.failed, NAN, NAN, NAN, ""};
+  if (!r.empty()) {
+    out.median = r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
+    out.min = r.front(), out.max = r.back();
+  }
+  // A verdict needs most simulations to have a finite ratio; otherwise the gradient left the
+  // format (inf or NaN, or all zeros at one end) in most of them: "non-finite".
+  out.verdict = g.ratios.size() + g.nonfinite == 0 ? "failed"
+                : g.nonfinite * 2 > g.ratios.size() + g.nonfinite ? "non-finite"
+                                                                   : verdict(out.median, band_);
+  return out;
+}
+
 void RunSummary::print(std::ostream& os) const {
   os << "  n  log10(|dL/dh| first/last): median [min, max]  verdict     configuration\n";
   for (const auto& g : groups_) {
-    std::vector<double> r = g.ratios;
-    std::sort(r.begin(), r.end(), [](double a, double b) { return a < b || (std::isnan(b) && !std::isnan(a)); });
-    const double median = r.empty() ? NAN : r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
+    const Row r = row(g);
     std::string notes;
     if (g.failed) notes += " " + std::to_string(g.failed) + " failed";
+    if (g.nonfinite) notes += " " + std::to_string(g.nonfinite) + " non-finite";
     for (auto [layers, what] : {std::pair{&g.overflow_layers, "overflowed"}, {&g.underflow_layers, "underflowed"}}) {
       if (layers->empty()) continue;
       const auto [lo, hi] = std::minmax_element(layers->begin(), layers->end());
       notes += " " + std::to_string(layers->size()) + " " + what + " (dL/dh at layer " + std::to_string(*hi) +
                (*lo == *hi ? "" : " to " + std::to_string(*lo)) + ")";
     }
-    os << fmt("%3.0f", double(g.ratios.size() + g.failed)) << fmt("  %+27.2f", median)
-       << (r.empty() ? std::string(17, ' ') : fmt(" [%+6.2f,", r.front()) + fmt(" %+6.2f]", r.back()))
-       << "  " << pad(r.empty() ? "failed" : verdict(median, band_), 10) << "  "
-       << (g.label.empty() ? "(base)" : g.label) << notes << '\n';
+    os << fmt("%3.0f", double(r.n)) << (std::isnan(r.median) ? std::string(29, ' ') : fmt("  %+27.2f", r.median))
+       << (std::isnan(r.min) ? std::string(17, ' ') : fmt(" [%+6.2f,", r.min) + fmt(" %+6.2f]", r.max)) << "  "
+       << pad(r.verdict, 10) << "  " << (g.label.empty() ? "(base)" : g.label) << notes << '\n';
   }
-  os << "verdict: |median| <= " << band_ << " stable (--stable-band), below vanishing, above exploding\n";
+  os << "verdict: |median| <= " << band_ << " stable (--stable-band), below vanishing, above exploding; "
+        "non-finite: the gradient left the format (inf, NaN or all zeros) in most simulations\n";
   std::size_t depth = 0;
   for (const auto& c : columns_) depth = std::max(depth, c.grad_norms.size());
   if (depth == 0) return;
@@ -84,6 +105,49 @@ void RunSummary::print(std::ostream& os) const {
     os << fmt("%-5.0f", double(i));
     for (const auto& c : columns_) os << (i < c.grad_norms.size() ? fmt("  %9.3e", c.grad_norms[i]) : std::string(11, ' '));
     os << '\n';
+  }
+}
+
+void RunSummary::print_csv(std::ostream& os) const {
+  os << "configuration,n,median_log10_first_over_last,min,max,verdict,failed,nonfinite,overflowed,underflowed\n";
+  for (const auto& g : groups_) {
+    const Row r = row(g);
+    auto num = [](double v) { return std::isnan(v) ? std::string() : fmt("%.17g", v); };
+    os << csv_field(g.label) << ',' << r.n << ',' << num(r.median) << ',' << num(r.min) << ',' << num(r.max) << ','
+       << r.verdict << ',' << g.failed << ',' << g.nonfinite << ',' << g.overflow_layers.size() << ','
+       << g.underflow_layers.size() << '\n';
+  }
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+void write_layers_csv(std::ostream& os, TraceReader& reader) {
+  const auto& sweep = reader.header().spec();
+  const std::uint32_t replicas = std::max<std::uint32_t>(1, sweep.replicas());
+  os << "index,replica";
+  for (const auto& a : sweep.axis()) os << ',' << csv_field(a.path());
+  os << ",status,layer,grad_norm,act_grad_norm,weight_grad_norm,bias_grad_norm,output_mean,output_variance,"
+        "output_zero_fraction,output_nonfinite,grad_nonfinite,grad_zero_fraction,grad_subnormal\n";
+  auto num = [](double v) { return fmt("%.17g", v); };
+  v1::SimTrace t;
+  while (reader.next(t)) {
+    std::string prefix = std::to_string(t.index()) + "," + std::to_string(t.index() % replicas);
+    const auto idx = detail::axis_indices(sweep, t.index());
+    for (int k = 0; k < sweep.axis_size(); ++k) prefix += "," + csv_field(detail::value_text(sweep.axis(k), idx[k]));
+    prefix += "," + std::string(t.status() == v1::SimTrace::OK ? "ok" : "failed");
+    for (const auto& l : t.layers()) {
+      const auto &o = l.output(), &g = l.grad();
+      os << prefix << ',' << l.index() << ',' << num(l.grad_norm()) << ',' << num(l.act_grad_norm()) << ','
+         << num(l.weight_grad_norm()) << ',' << num(l.bias_grad_norm()) << ',' << num(o.mean()) << ','
+         << num(o.variance()) << ',' << num(o.zero_fraction()) << ',' << nonfinite(o) << ',' << nonfinite(g) << ','
+         << num(g.zero_fraction()) << ',' << g.subnormal() << '\n';
+    }
+    if (t.layers_size() == 0) os << prefix << ",,,,,,,,,,,,\n";  // a failed simulation: one row, no numbers
   }
 }
 

@@ -19,21 +19,25 @@ double log10_first_over_last(const std::vector<double>& grad_norms);
 /// ("non-finite" for NaN). band = 1 means a factor of 10 over the whole depth.
 std::string verdict(double median_log_ratio, double band);
 
-/// The end-of-run summary, grouped by configuration (the axis values; replicas pooled). Keeps
-/// one number per simulation plus the per-layer norms of the first few, not whole traces.
+/// The end-of-run summary, grouped by configuration: the values the sweep's axes give a
+/// simulation (never its label), replicas pooled. Keeps one number per simulation plus the
+/// per-layer norms of the first few, not whole traces.
 class RunSummary {
  public:
-  explicit RunSummary(double stable_band = 1.0, std::size_t layer_columns = 6)
-      : band_(stable_band), columns_max_(layer_columns) {}
+  explicit RunSummary(const v1::SweepSpec& sweep, double stable_band = 1.0, std::size_t layer_columns = 6)
+      : sweep_(sweep), band_(stable_band), columns_max_(layer_columns) {}
   void add(const v1::SimTrace& t);
-  /// One line per configuration: n, median and range of log10(first/last), verdict; then
-  /// ||dL/dh|| by layer for the first simulations.
+  /// One line per configuration: n, median and range of log10(first/last) over the finite
+  /// ones, verdict; then ||dL/dh|| by layer for the first simulations.
   void print(std::ostream& os) const;
+  /// The same per-configuration numbers as CSV, one row per configuration.
+  void print_csv(std::ostream& os) const;
 
  private:
   struct Group {
     std::string label;
-    std::vector<double> ratios;
+    std::vector<double> ratios;  // finite log-ratios of the simulations that ran
+    std::uint64_t nonfinite = 0;  // simulations whose log-ratio is inf or NaN
     std::uint64_t failed = 0;
     std::vector<std::uint32_t> overflow_layers, underflow_layers;  // where dL/dh left the format
   };
@@ -41,6 +45,13 @@ class RunSummary {
     std::uint64_t index;
     std::vector<double> grad_norms;
   };
+  struct Row {  // one configuration's numbers, for print and print_csv
+    std::uint64_t n;
+    double median, min, max;
+    std::string verdict;
+  };
+  Row row(const Group& g) const;
+  v1::SweepSpec sweep_;
   double band_;
   std::size_t columns_max_;
   std::vector<Group> groups_;
@@ -64,6 +75,15 @@ class Progress {
   bool enabled_, drawn_ = false;
   Clock::time_point start_, last_;
 };
+
+class TraceReader;
+/// Every layer of every simulation in `reader`, one CSV row each (long format): index,
+/// replica, one column per axis (named by its path), status, layer, and the layer's numbers
+/// (%.17g: they read back exactly).
+void write_layers_csv(std::ostream& os, TraceReader& reader);
+
+/// A CSV field: as is, or quoted (with "" for ") when it holds a comma, quote or newline.
+std::string csv_field(const std::string& s);
 
 /// `gradsim inspect`: one simulation, every layer, its events and training steps.
 void print_trace(std::ostream& os, const v1::SimTrace& t);

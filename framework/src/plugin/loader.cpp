@@ -79,6 +79,11 @@ std::filesystem::path default_plugin_dir() {
           "plugins").lexically_normal();
 }
 
+std::filesystem::path default_python_dir() {
+  return (std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." / "share" / "gradsim" /
+          "python").lexically_normal();
+}
+
 std::filesystem::path default_sims_dir() {
   return (std::filesystem::path(boost::dll::program_location().parent_path().string()) / ".." / "share" / "gradsim" /
           "sims").lexically_normal();

@@ -33,4 +33,7 @@ std::filesystem::path default_plugin_dir();
 /// The directory of the shipped specs: <prefix>/share/gradsim/sims.
 std::filesystem::path default_sims_dir();
 
+/// The directory holding the Python package `gradsim`: <prefix>/share/gradsim/python.
+std::filesystem::path default_python_dir();
+
 }  // namespace gradsim

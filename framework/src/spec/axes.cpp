@@ -149,14 +149,22 @@ std::vector<Dimension> dimensions(const v1::SweepSpec& sweep) {
   return dims;
 }
 
-std::string value_text(const v1::Axis& a, int j) {
-  if (a.texts_size()) return a.texts(j);
-  return format_number(a.has_range() ? range_value(a.range(), std::uint32_t(j)) : a.numbers(j));
-}
-
 }  // namespace
 
 namespace detail {
+
+std::string value_text(const v1::Axis& a, int j) {
+  if (a.texts_size()) return a.texts(j).empty() ? "(off)" : a.texts(j);
+  return format_number(a.has_range() ? range_value(a.range(), std::uint32_t(j)) : a.numbers(j));
+}
+
+std::string configuration_text(const v1::SweepSpec& sweep, std::uint64_t index) {
+  const auto idx = axis_indices(sweep, index);
+  std::string out;
+  for (int k = 0; k < sweep.axis_size(); ++k)
+    out += (k ? " " : "") + sweep.axis(k).path() + "=" + value_text(sweep.axis(k), idx[k]);
+  return out;
+}
 
 // Which value of each axis simulation `index` takes (last dimension fastest, after replicas).
 std::vector<int> axis_indices(const v1::SweepSpec& sweep, std::uint64_t index) {
@@ -181,6 +189,7 @@ std::string value_path(const v1::Axis& a, int k, int j) {
 
 using detail::axis_indices;
 using detail::value_path;
+using detail::value_text;
 
 std::uint64_t sim_count(const v1::SweepSpec& sweep) {
   std::uint64_t n = std::max<std::uint32_t>(1, sweep.replicas());
@@ -266,12 +275,7 @@ v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index) {
       throw SpecError(value_path(a, k, j), "axis '" + a.path() + "': " + e.what());
     }
   }
-  if (sim.label().empty()) {  // name the point by its axis values
-    std::string label;
-    for (int k = 0; k < sweep.axis_size(); ++k)
-      label += (k ? " " : "") + sweep.axis(k).path() + "=" + value_text(sweep.axis(k), idx[k]);
-    sim.set_label(label);
-  }
+  if (sim.label().empty()) sim.set_label(detail::configuration_text(sweep, index));  // name it by its axis values
   // Common random numbers: every configuration of replica r draws from the same seed, so
   // configurations differ by what the axes change, not by the luck of the draw.
   sim.set_seed(sim_seed(sweep.seed(), index % std::max<std::uint32_t>(1, sweep.replicas())));

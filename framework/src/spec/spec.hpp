@@ -90,6 +90,11 @@ std::string format_number(double v);
 bool parse_index(const std::string& name, int& index);
 /// Which value of each axis simulation `index` takes.
 std::vector<int> axis_indices(const v1::SweepSpec& sweep, std::uint64_t index);
+/// Value j of an axis as text ("tanh", "1.41421", "(off)" for an empty text).
+std::string value_text(const v1::Axis& a, int j);
+/// The configuration of simulation `index`: "path=value" for each axis, space-separated
+/// ("" without axes). Replicas of one configuration share it.
+std::string configuration_text(const v1::SweepSpec& sweep, std::uint64_t index);
 /// Where value j of axis k is written ("axis[k].numbers[j]"), for messages.
 std::string value_path(const v1::Axis& a, int k, int j);
 }  // namespace detail

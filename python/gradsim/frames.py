@@ -1,0 +1,119 @@
+"""Traces as pandas DataFrames, with the swept axis values as columns named by their paths."""
+import math
+
+import pandas as pd
+
+from .traces import Traces
+
+
+def _range_value(r, j):
+    t = j / (r.count - 1) if r.count > 1 else 0.0
+    v = (math.exp(math.log(r.start) + t * (math.log(r.stop) - math.log(r.start))) if r.log
+         else r.start + t * (r.stop - r.start))
+    return float(round(v)) if r.integer else v
+
+
+def _axis_values(axis):
+    if len(axis.texts):
+        return list(axis.texts)
+    if axis.HasField("range"):
+        return [_range_value(axis.range, j) for j in range(axis.range.count)]
+    return list(axis.numbers)
+
+
+def _dimensions(sweep):
+    """The grid's dimensions, as gradsim expands them: zipped axes move together, the last
+    dimension varies fastest, replicas fastest of all."""
+    dims, zip_dim = [], {}
+    for k, a in enumerate(sweep.axis):
+        n = len(_axis_values(a))
+        if a.zip and a.zip in zip_dim:
+            dims[zip_dim[a.zip]][0].append(k)
+            continue
+        if a.zip:
+            zip_dim[a.zip] = len(dims)
+        dims.append(([k], n))
+    return dims
+
+
+def configuration_of(sweep, index):
+    """{axis path: value} of simulation `index` of a sweep (a SweepSpec), and its replica."""
+    replicas = max(1, sweep.replicas)
+    replica, rest = index % replicas, index // replicas
+    values = [None] * len(sweep.axis)
+    for axes, n in reversed(_dimensions(sweep)):
+        for k in axes:
+            values[k] = _axis_values(sweep.axis[k])[rest % n]
+        rest //= n
+    return {a.path: v for a, v in zip(sweep.axis, values)}, replica
+
+
+def _stats(prefix, s):
+    return {f"{prefix}_norm": s.norm, f"{prefix}_mean": s.mean, f"{prefix}_variance": s.variance,
+            f"{prefix}_zero_fraction": s.zero_fraction, f"{prefix}_nonfinite": s.nan + s.pos_inf + s.neg_inf,
+            f"{prefix}_subnormal": s.subnormal, f"{prefix}_max_abs": s.max_abs}
+
+
+def layers_frame(path):
+    """One row per simulation x layer: index, replica, seed, one column per swept axis (named
+    by its path), status, layer, and the layer's numbers (grad_norm, act_grad_norm,
+    weight_grad_norm, bias_grad_norm, and output_*/grad_*/act_grad_* statistics)."""
+    rows = []
+    with Traces(path) as tr:
+        sweep = tr.header.spec
+        for t in tr:
+            axes, replica = configuration_of(sweep, t.index)
+            base = {"index": t.index, "replica": replica, "seed": t.spec.seed, **axes,
+                    "status": "ok" if t.status == 1 else "failed"}
+            for l in t.layers:
+                row = dict(base, layer=l.index, grad_norm=l.grad_norm, act_grad_norm=l.act_grad_norm,
+                           weight_grad_norm=l.weight_grad_norm, bias_grad_norm=l.bias_grad_norm)
+                row.update(_stats("output", l.output))
+                row.update(_stats("grad", l.grad))
+                row.update(_stats("act_grad", l.act_grad))
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _log_ratio(t):
+    if not t.layers:
+        return float("nan")
+    first, last = t.layers[0].grad_norm, t.layers[-1].grad_norm
+    with_inf = float("inf")
+    if last == 0:
+        return with_inf if first > 0 else float("nan")
+    if first == 0:
+        return -with_inf
+    try:
+        return math.log10(first / last)
+    except (ValueError, ZeroDivisionError):
+        return float("nan")
+
+
+def verdict(log_ratio, band=1.0):
+    """gradsim's verdict on one log10(first/last): vanishing, exploding, stable, non-finite."""
+    if not math.isfinite(log_ratio):
+        return "non-finite"
+    return "vanishing" if log_ratio < -band else "exploding" if log_ratio > band else "stable"
+
+
+def sims_frame(path, band=1.0):
+    """One row per simulation: index, replica, seed, the axis columns, status, message, depth,
+    loss, log10_first_over_last (of |dL/dh|), verdict (with `band`, as `gradsim summary
+    --stable-band`), and the blocks where the gradient overflowed or underflowed and where the
+    forward output overflowed (NaN when it did not)."""
+    rows = []
+    with Traces(path) as tr:
+        sweep = tr.header.spec
+        for t in tr:
+            axes, replica = configuration_of(sweep, t.index)
+            r = _log_ratio(t) if t.status == 1 else float("nan")
+            rows.append({"index": t.index, "replica": replica, "seed": t.spec.seed, **axes,
+                         "status": "ok" if t.status == 1 else "failed", "message": t.message,
+                         "depth": len(t.layers), "loss": t.loss, "log10_first_over_last": r,
+                         "verdict": verdict(r, band) if t.status == 1 else "failed",
+                         "grad_overflow_layer": t.grad_overflow_layer if t.HasField("grad_overflow_layer") else math.nan,
+                         "grad_underflow_layer": t.grad_underflow_layer if t.HasField("grad_underflow_layer") else math.nan,
+                         "forward_overflow_layer": t.forward_overflow_layer if t.HasField("forward_overflow_layer") else math.nan,
+                         "steps": len(t.steps)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,271 @@
+"""The figures people look at first, from a traces file (matplotlib, Agg backend):
+
+  signal      |dL/dh| per layer (log scale) per configuration, the median over replicas with
+              their range shaded; the forward activation variance beside it
+  phase       for a sweep over two numeric axes: a heatmap of the median log10(|dL/dh| first /
+              last), cells where the gradient overflowed (x) or underflowed (o) marked
+  formats     where the sweep has a dtype axis: the block (counted from the output) at which
+              each configuration's gradient overflowed or underflowed, per format
+  training    where simulations took training steps: loss and parameter-gradient norm per step
+
+    python3 -m gradsim.plot traces.pb -o figures/      (or: gradsim plot traces.pb -o figures/)
+
+Colours are the Okabe-Ito palette (distinguishable with the common colour-vision deficiencies);
+the heatmap uses the PuOr diverging map centred on 0.
+"""
+import argparse
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .frames import configuration_of, layers_frame, sims_frame  # noqa: E402
+from .traces import Traces  # noqa: E402
+
+OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
+
+
+def _axes_of(path):
+    with Traces(path) as tr:
+        return [a.path for a in tr.header.spec.axis], tr.header
+
+
+def _short(path):
+    """'network.activation.name' -> 'activation', 'init.params.gain' -> 'gain'."""
+    parts = [p for p in path.split(".") if p not in ("params", "name", "network")]
+    return parts[-1] if parts else path
+
+
+def _value(v):
+    return f"{v:.4g}" if isinstance(v, float) else (v if v != "" else "(off)")
+
+
+def _config_label(row, axes):
+    return ", ".join(f"{_short(a)}={_value(row[a])}" for a in axes) or "base spec"
+
+
+def _title(header, what):
+    """What was simulated: the spec, and the base spec's shape where no axis sweeps it."""
+    spec = header.spec.base
+    net = spec.network
+    swept = {a.path for a in header.spec.axis}
+    bits = [f"depth {net.depth}" if net.depth and "network.depth" not in swept else "",
+            f"width {net.width}" if net.width and "network.width" not in swept else "",
+            f"batch {spec.batch}" if spec.batch and "batch" not in swept else "",
+            f"{max(1, header.spec.replicas)} replica{'s' if header.spec.replicas > 1 else ''} each"]
+    return f"{what}\n{os.path.basename(header.spec_source)}: " + ", ".join(b for b in bits if b)
+
+
+def signal_figure(path):
+    """|dL/dh| and the activation variance by layer; one line per configuration."""
+    axes, header = _axes_of(path)
+    df = layers_frame(path)
+    df = df[df.status == "ok"]
+    fig, (ax_g, ax_v) = plt.subplots(1, 2, figsize=(12, 5))
+    groups = list(df.groupby(axes[0] if len(axes) == 1 else axes, sort=False)) if axes else [((), df)]
+    lines = 0
+    for i, (key, g) in enumerate(groups):
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        style = ["-", "--", ":", "-."][(i // len(OKABE_ITO)) % 4]
+        label = _config_label(g.iloc[0], axes)
+        by_layer = g.groupby("layer")
+        for ax, column in ((ax_g, "grad_norm"), (ax_v, "output_variance")):
+            # log10 on a linear axis: these values span hundreds of decades (up to the formats'
+            # limits), beyond what a log-scaled axis can lay out.
+            values = by_layer[column]
+            med, lo, hi = values.median(), values.min(), values.max()
+            ok = np.isfinite(med.values) & (med.values > 0)
+            ax.plot(med.index[ok], np.log10(med.values[ok]), style, color=colour, label=label, lw=1.6)
+            if g.replica.nunique() > 1:
+                band = ok & (lo.values > 0) & np.isfinite(hi.values)
+                ax.fill_between(med.index[band], np.log10(lo.values[band]), np.log10(hi.values[band]),
+                                color=colour, alpha=0.15, lw=0)
+        lines += 1
+    for ax in (ax_g, ax_v):
+        if not ax.lines:
+            ax.text(0.5, 0.5, "no finite values to show\n(the numbers left the format)", transform=ax.transAxes,
+                    ha="center", va="center", color="gray")
+    ax_g.set_xlabel("layer (0: next to the input; the gradient flows from the last)")
+    ax_g.set_ylabel("log10 ‖dL/dh‖ (median over replicas, range shaded)")
+    ax_g.set_title("backward: gradient norm by layer")
+    ax_v.set_xlabel("layer")
+    ax_v.set_ylabel("log10 variance of the block's output")
+    ax_v.set_title("forward: activation variance by layer")
+    for ax in (ax_g, ax_v):
+        ax.grid(True, which="major", alpha=0.3)
+    fig.suptitle(_title(header, "Signal propagation"), fontsize=11)
+    if lines > 8:  # a legend below both panels, out of the data's way
+        fig.legend(*ax_g.get_legend_handles_labels(), loc="lower center", ncol=min(5, (lines + 3) // 4), fontsize=8)
+        fig.tight_layout(rect=(0, 0.04 + 0.035 * math.ceil(lines / min(5, (lines + 3) // 4)), 1, 1))
+    else:
+        ax_g.legend(fontsize=8, loc="best")
+        fig.tight_layout()
+    return fig, {"lines": lines}
+
+
+def _numeric_axes(sims, axes):
+    return [a for a in axes if sims[a].map(lambda v: isinstance(v, (int, float))).all() and sims[a].nunique() > 1]
+
+
+def phase_figure(path):
+    """Heatmap over the first two numeric swept axes (other axes: their first value)."""
+    axes, header = _axes_of(path)
+    sims = sims_frame(path)
+    numeric = _numeric_axes(sims, axes)
+    zip_of = {a.path: (a.zip or a.path) for a in header.spec.axis}  # zipped axes move together
+    if not numeric:
+        return None, {"reason": "needs two numeric axes"}
+    x_axis = numeric[-1]
+    candidates = [a for a in numeric[:-1] if zip_of[a] != zip_of[x_axis]]
+    if not candidates:
+        return None, {"reason": "needs two numeric axes that are not zipped together"}
+    y_axis = candidates[-1]
+    for a in axes:  # hold the other axes at their first value (those zipped to x or y move with them)
+        if zip_of[a] not in (zip_of[x_axis], zip_of[y_axis]):
+            sims = sims[sims[a] == sims[a].iloc[0]]
+    xs, ys = sorted(sims[x_axis].unique()), sorted(sims[y_axis].unique())
+    grid = np.full((len(ys), len(xs)), np.nan)
+    marks = []
+    for (yv, xv), g in sims.groupby([y_axis, x_axis]):
+        i, j = ys.index(yv), xs.index(xv)
+        finite = g.log10_first_over_last[np.isfinite(g.log10_first_over_last)]
+        if len(finite) * 2 > len(g):
+            grid[i, j] = finite.median()
+        if g.grad_overflow_layer.notna().any():
+            marks.append((j, i, "x"))
+        elif g.grad_underflow_layer.notna().any():
+            marks.append((j, i, "o"))
+    fig, ax = plt.subplots(figsize=(7, 5.5))
+    limit = max(1.0, np.nanmax(np.abs(grid))) if np.isfinite(grid).any() else 1.0
+    image = ax.imshow(grid, origin="lower", cmap="PuOr_r", vmin=-limit, vmax=limit, aspect="auto")
+    ax.set_xticks(range(len(xs)), [f"{v:.3g}" for v in xs], rotation=45 if len(xs) > 8 else 0)
+    ax.set_yticks(range(len(ys)), [f"{v:.3g}" for v in ys])
+    ax.set_xlabel(x_axis)
+    ax.set_ylabel(y_axis)
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            if np.isfinite(grid[i, j]):
+                ax.text(j, i, f"{grid[i, j]:+.1f}", ha="center", va="center", fontsize=8,
+                        color="white" if abs(grid[i, j]) > 0.6 * limit else "black")
+    for j, i, m in marks:
+        ax.plot(j, i, m, color="black", ms=14, mew=2, mfc="none")
+    cb = fig.colorbar(image, ax=ax)
+    cb.set_label("log10(‖dL/dh‖ first / last): < 0 vanishing, > 0 exploding")
+    held = [a for a in axes if zip_of[a] not in (zip_of[x_axis], zip_of[y_axis])]
+    ax.set_title(_title(header, "Phase diagram (x: gradient overflowed, o: underflowed, blank: non-finite)")
+                 + (f"\nother axes at: {', '.join(f'{_short(a)}={sims[a].iloc[0]}' for a in held)}" if held else ""),
+                 fontsize=9)
+    fig.tight_layout()
+    return fig, {"cells": int(np.isfinite(grid).sum()), "marked": len(marks), "shape": grid.shape}
+
+
+def formats_figure(path):
+    """For a dtype axis: the block, counted from the output, where the gradient left the format."""
+    axes, header = _axes_of(path)
+    if "dtype" not in axes:
+        return None, {"reason": "no dtype axis"}
+    sims = sims_frame(path)
+    others = [a for a in axes if a != "dtype"]
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    formats = list(dict.fromkeys(sims.dtype))
+    configs = list(sims.groupby(others[0] if len(others) == 1 else others, sort=False)) if others else [((), sims)]
+    width = 0.8 / max(1, len(configs))
+    bars = 0
+    for c, (key, g) in enumerate(configs):
+        for kind, column, hatch in (("overflow", "grad_overflow_layer", ""), ("underflow", "grad_underflow_layer", "//")):
+            heights = []
+            for f in formats:
+                layers = g[g.dtype == f][column].dropna()
+                depth = g[g.dtype == f].depth.max()
+                heights.append(depth - layers.median() if len(layers) else 0)
+            if not any(heights):
+                continue
+            xs = np.arange(len(formats)) + c * width
+            ax.bar(xs, heights, width, color=OKABE_ITO[c % len(OKABE_ITO)], hatch=hatch, edgecolor="black",
+                   label=f"{_config_label(g.iloc[0], others)}: {kind}")
+            bars += sum(1 for h in heights if h)
+    ax.set_xticks(np.arange(len(formats)) + 0.4 - width / 2, [str(f) for f in formats])
+    ax.set_ylabel("blocks from the output until the gradient\noverflowed / became 0 (none: bar absent)")
+    ax.set_title(_title(header, "Where each number format lost the gradient"), fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, {"bars": bars}
+
+
+def training_figure(path):
+    """Loss and parameter-gradient norm per step, one line per simulation (first 8)."""
+    axes, header = _axes_of(path)
+    runs = []
+    with Traces(path) as tr:
+        for t in tr:
+            if t.steps:
+                runs.append((configuration_of(tr.header.spec, t.index)[0], t))
+            if len(runs) == 8:
+                break
+    if not runs:
+        return None, {"reason": "no training steps"}
+    fig, (ax_l, ax_g) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for i, (config, t) in enumerate(runs):
+        steps = [s.step for s in t.steps]
+        label = ", ".join(f"{_short(a)}={_value(v)}" for a, v in config.items()) or f"sim {t.index}"
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        for ax, values in ((ax_l, [s.loss for s in t.steps]), (ax_g, [s.param_grad_norm for s in t.steps])):
+            v = np.array(values, dtype=float)
+            ok = np.isfinite(v) & (v > 0)  # a diverged run stops where its numbers do
+            ax.plot(np.array(steps)[ok], np.log10(v[ok]), color=colour, label=label, marker="." if ok.sum() < 3 else None)
+    for ax, what in ((ax_l, "log10 loss"), (ax_g, "log10 ‖dL/dθ‖ as the optimiser sees it")):
+        ax.set_xlabel("training step")
+        ax.set_ylabel(what)
+        ax.grid(True, alpha=0.3)
+    ax_l.legend(fontsize=8)
+    fig.suptitle(_title(header, "Training"), fontsize=11)
+    fig.tight_layout()
+    return fig, {"lines": len(runs)}
+
+
+FIGURES = {"signal": signal_figure, "phase": phase_figure, "formats": formats_figure, "training": training_figure}
+
+
+def all_figures(path, out_dir, formats=("png", "svg")):
+    """Writes every figure that applies to the traces; returns [(name, files, info)]."""
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for name, make in FIGURES.items():
+        fig, info = make(path)
+        if fig is None:
+            continue
+        files = []
+        for ext in formats:
+            f = os.path.join(out_dir, f"{name}.{ext}")
+            fig.savefig(f, dpi=120)
+            files.append(f)
+        plt.close(fig)
+        written.append((name, files, info))
+    return written
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="gradsim plot", description="Write the figures of a gradsim traces file.")
+    p.add_argument("traces", help="traces file written by `gradsim run`")
+    p.add_argument("-o", "--output", default="figures", help="directory for the figures (default: figures)")
+    p.add_argument("--format", action="append", choices=["png", "svg", "pdf"], help="file formats (default: png and svg)")
+    a = p.parse_args(argv)
+    try:
+        written = all_figures(a.traces, a.output, tuple(a.format or ["png", "svg"]))
+    except (OSError, ValueError) as e:
+        print(f"gradsim: error: {e}", file=sys.stderr)
+        return 1
+    for name, files, _ in written:
+        print(f"wrote {name}: {' '.join(files)}")
+    if not written:
+        print("gradsim: no figure applies to these traces", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

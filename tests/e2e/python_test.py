@@ -1,0 +1,126 @@
+"""The Python package against the binary: traces read back equal `gradsim inspect --json`, the
+DataFrames carry the right axis values (zipped axes, replicas) and equal the CSV that
+`gradsim export` writes, and every figure is drawn with the lines and cells it should have.
+Run by ctest with Debian's python3: python_test.py GRADSIM_BIN SIMS_DIR."""
+import csv
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import gradsim
+import gradsim.plot
+
+gs, sims = sys.argv[1], sys.argv[2]
+failures = []
+
+
+def check(cond, what):
+    if not cond:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args, **kw):
+    return subprocess.run([gs, *args], check=True, capture_output=True, text=True, **kw).stdout
+
+
+tmp = tempfile.mkdtemp()
+
+# 1. Records equal inspect --json, which starts with the header.
+out = os.path.join(tmp, "d.pb")
+run("run", "-q", os.path.join(sims, "default.textproto"), "-o", out)
+header, traces = gradsim.read(out)
+traces = list(traces)
+lines = run("inspect", "--json", out).splitlines()
+check(json.loads(lines[0])["header"]["num_sims"] == "4", "inspect --json starts with the header")
+check(header.num_sims == 4 and len(traces) == 4, "four simulations read")
+for t, line in zip(traces, lines[1:]):
+    j = json.loads(line)
+    check(int(j["index"]) == t.index, f"index of sim {t.index} (also 0)")
+    check([l.grad_norm for l in t.layers] == [l["grad_norm"] for l in j["layers"]], f"grad norms of sim {t.index}")
+
+# 2. A cut file reads up to its last complete record; a flipped bit is caught.
+with open(out, "rb") as f:
+    data = f.read()
+cut = os.path.join(tmp, "cut.pb")
+with open(cut, "wb") as f:
+    f.write(data[:-5])
+tr = gradsim.Traces(cut)
+check(len(list(tr)) == 3 and tr.truncated, "a cut file gives 3 records and says truncated")
+flipped = bytearray(data)
+flipped[len(data) // 2] ^= 0x10
+with open(cut, "wb") as f:
+    f.write(flipped)
+try:
+    list(gradsim.read(cut)[1])
+    check(False, "a flipped bit is caught")
+except gradsim.CorruptTraces as e:
+    check("checksum mismatch" in str(e), "the flip is reported as a checksum mismatch")
+
+# 3. Axis columns: zipped axes move together, replicas vary fastest; against the label gradsim
+# gives each simulation (its axis values) when the spec has none.
+spec = os.path.join(tmp, "z.textproto")
+with open(spec, "w") as f:
+    f.write('seed: 4 replicas: 3\n'
+            'base { network { depth: 3 width: 4 } batch: 4 }\n'
+            'axis { path: "network.activation.name" texts: ["tanh", "relu"] }\n'
+            'axis { path: "network.depth" numbers: [2, 3, 5] zip: "shape" }\n'
+            'axis { path: "network.width" numbers: [4, 6, 8] zip: "shape" }\n'
+            'axis { path: "init.params.gain" range { start: 0.5 stop: 2 count: 2 log: true } }\n')
+zpb = os.path.join(tmp, "z.pb")
+run("run", "-q", spec, "-o", zpb)
+sims_df = gradsim.sims_frame(zpb)
+check(len(sims_df) == 2 * 3 * 2 * 3, "36 simulations")
+for _, row in sims_df.iterrows():
+    label = dict(kv.split("=") for kv in next(t for t in gradsim.read(zpb)[1] if t.index == row["index"]).spec.label.split())
+    check(label["network.activation.name"] == row["network.activation.name"], f"activation of sim {row['index']}")
+    check(float(label["network.depth"]) == row["network.depth"], f"depth of sim {row['index']}")
+    check(float(label["init.params.gain"]) == round(row["init.params.gain"], 5) or
+          abs(float(label["init.params.gain"]) - row["init.params.gain"]) < 1e-5, f"gain of sim {row['index']}")
+    check(row["replica"] == row["index"] % 3, f"replica of sim {row['index']}")
+check(((sims_df["network.depth"] == 2) == (sims_df["network.width"] == 4)).all(), "zipped axes move together")
+
+# 4. The per-layer frame equals the CSV gradsim export writes (read back exactly).
+layers = gradsim.layers_frame(zpb)
+exported = list(csv.DictReader(io.StringIO(run("export", zpb, "--csv", "-"))))
+check(len(exported) == len(layers), "one CSV row per simulation x layer")
+for (_, row), e in zip(layers.iterrows(), exported):
+    for column in ("grad_norm", "weight_grad_norm", "output_variance", "output_mean"):
+        check(float(e[column]) == row[column], f"{column} of sim {row['index']} layer {row['layer']} round-trips")
+    check(e["network.activation.name"] == row["network.activation.name"], "axis column in the CSV")
+
+# 5. The figures: the right number of lines, cells and bars, and real PNG files.
+written = gradsim.plot.all_figures(zpb, os.path.join(tmp, "fig"))
+names = [w[0] for w in written]
+check(names == ["signal", "phase"], f"signal and phase figures for a two-numeric-axis sweep, got {names}")
+fig, info = gradsim.plot.signal_figure(zpb)
+check(info["lines"] == 2 * 3 * 2, "one line per configuration (12)")
+check(len(fig.axes[0].lines) == 12 and len(fig.axes[1].lines) == 12, "12 lines in each panel")
+fig, info = gradsim.plot.phase_figure(zpb)
+check(info["shape"] == (3, 2), f"a 3 x 2 heatmap (depth x gain), got {info['shape']}")
+for name, files, _ in written:
+    with open(files[0], "rb") as f:
+        png = f.read()
+    check(png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000, f"{name}.png is a real figure")
+    check(os.path.getsize(files[1]) > 10000, f"{name}.svg written")
+g = os.path.join(tmp, "g.pb")
+run("run", "-q", os.path.join(sims, "gain_chain.textproto"), "-o", g)
+fig, info = gradsim.plot.formats_figure(g)
+check(fig is not None and info["bars"] == 4, "a bar for each format where the gradient overflowed")
+c = os.path.join(tmp, "c.pb")
+run("run", "-q", os.path.join(sims, "clipping.textproto"), "-o", c)
+fig, info = gradsim.plot.training_figure(c)
+check(fig is not None and info["lines"] == 4 and len(fig.axes[0].lines) == 4, "a loss line per training run")
+check(gradsim.plot.phase_figure(g)[0] is None, "no phase diagram without two numeric axes")
+
+# 6. gradsim plot runs the package.
+figdir = os.path.join(tmp, "cli_fig")
+out = run("plot", zpb, "-o", figdir)
+check("wrote signal" in out and os.path.exists(os.path.join(figdir, "phase.png")), "gradsim plot writes the figures")
+
+print("python package: ok" if not failures else f"python package: {len(failures)} failures")
+sys.exit(1 if failures else 0)
