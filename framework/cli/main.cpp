@@ -250,6 +250,7 @@ int run(const Registry& registry, const RunArgs& a) {
   if (options.in_flight < std::size_t(std::max(1, threads)))
     std::cerr << "gradsim: one simulation needs about " << std::ceil(double(v.max_sim_bytes) * 1e-8) / 10
               << " GB: running " << options.in_flight << " at a time to fit in memory\n";
+  std::signal(SIGINT, on_interrupt);  // from here on, Ctrl-C leaves a valid file
   std::unique_ptr<OutputLock> lock;
   std::unique_ptr<CrashGuard> guard;
   std::unique_ptr<TraceWriter> writer;
@@ -284,7 +285,6 @@ int run(const Registry& registry, const RunArgs& a) {
   const std::uint64_t total = shard_size(v.count, shard_index, shard_count);
   Progress progress(total, options.skip, a.progress || isatty(STDERR_FILENO));
   std::uint64_t done = options.skip;
-  std::signal(SIGINT, on_interrupt);
   RunCounts counts;
   try {
     counts = run_sweep(spec, registry, v.count, options, [&](const v1::SimTrace& t) {

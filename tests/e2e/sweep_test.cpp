@@ -161,7 +161,11 @@ TEST_F(Sweep, SecondCtrlCQuitsAtOnce) {
                                         "params { name: \"above\" number: -1e300 } } } }";
   const pid_t pid = start({"--plugin-dir", GRADSIM_FIXTURE_GOOD_DIR, "run", path("h.textproto"), "-o", path("t.pb")},
                           path("log"));
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The header is written after the Ctrl-C handler is installed.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while ((!fs::exists(path("t.pb")) || fs::file_size(path("t.pb")) == 0) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   kill(pid, SIGINT);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   kill(pid, SIGINT);
