@@ -470,6 +470,8 @@ int main(int argc, char** argv) try {
   summary_cmd->add_option("--stable-band", ra.stable_band, "|log10(first/last)| up to this is 'stable'")
       ->capture_default_str()->check(finite);
   summary_cmd->add_flag("--csv", csv, "one CSV row per configuration");
+  std::size_t columns = 6;
+  summary_cmd->add_option("--columns", columns, "simulations shown in the |dL/dh|-by-layer table")->capture_default_str();
   auto* export_cmd = app.add_subcommand("export", "write the per-layer numbers as CSV (long format)");
   export_cmd->add_option("traces", traces, "traces file (- for standard input)")->required();
   export_cmd->add_option("--csv", export_csv, "the CSV file to write (- for standard output)")->required();
@@ -531,7 +533,7 @@ int main(int argc, char** argv) try {
   if (*plot_cmd) return plot(traces, figures);
   if (*summary_cmd) {  // the run's summary again, from any traces file
     TraceReader reader(traces);
-    RunSummary summary(reader.header().spec(), ra.stable_band);
+    RunSummary summary(reader.header().spec(), ra.stable_band, columns);
     v1::SimTrace t;
     while (reader.next(t)) summary.add(t);
     if (csv) summary.print_csv(std::cout);

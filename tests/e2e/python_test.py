@@ -43,6 +43,14 @@ for t, line in zip(traces, lines[1:]):
     check(int(j["index"]) == t.index, f"index of sim {t.index} (also 0)")
     check([l.grad_norm for l in t.layers] == [l["grad_norm"] for l in j["layers"]], f"grad norms of sim {t.index}")
 
+frame = gradsim.layers_frame(out)
+for line in lines[1:]:
+    j = json.loads(line)
+    rows = frame[frame["index"] == int(j["index"])]
+    check(list(rows.grad_norm) == [l["grad_norm"] for l in j["layers"]], f"layers_frame grad_norm of sim {j['index']}")
+    check(list(rows.output_variance) == [l["output"]["variance"] for l in j["layers"]],
+          f"layers_frame output_variance of sim {j['index']}")
+
 # 2. A cut file reads up to its last complete record; a flipped bit is caught.
 with open(out, "rb") as f:
     data = f.read()
