@@ -349,24 +349,10 @@ int plot(const std::string& traces, const std::string& dir) {
 
 // The closest of `names` to `word` (edit distance at most 2, or a third of its length).
 std::string closest(const std::string& word, const std::vector<std::string>& names) {
-  auto distance = [](const std::string& a, const std::string& b) {
-    std::vector<std::size_t> row(b.size() + 1);
-    for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-      std::size_t diag = row[0];
-      row[0] = i;
-      for (std::size_t j = 1; j <= b.size(); ++j) {
-        const std::size_t up = row[j];
-        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
-        diag = up;
-      }
-    }
-    return row[b.size()];
-  };
   std::string best;
   std::size_t best_d = std::max<std::size_t>(2, word.size() / 3) + 1;
   for (const auto& n : names)
-    if (const auto d = distance(word, n); d < best_d) best = n, best_d = d;
+    if (const auto d = edit_distance(word, n); d < best_d) best = n, best_d = d;
   return best;
 }
 

@@ -8,19 +8,10 @@
 #include <string>
 
 #include "error.hpp"
-#include "plugin/registry.hpp"
+#include "fuzz_common.hpp"
 #include "spec/spec.hpp"
 
-namespace {
-const gradsim::Registry& registry() {
-  static const gradsim::Registry r = [] {
-    gradsim::Registry reg;
-    reg.load({GRADSIM_PLUGIN_DIR});
-    return reg;
-  }();
-  return r;
-}
-}  // namespace
+using gradsim::fuzz::registry;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   gradsim::v1::SweepSpec sweep;

@@ -12,8 +12,6 @@
 
 namespace gradsim {
 
-namespace {
-
 std::size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
@@ -28,8 +26,6 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   }
   return row[b.size()];
 }
-
-}  // namespace
 
 void Registry::add(std::unique_ptr<LoadedLibrary> lib) {
   for (const auto& p : lib->plugins)

@@ -48,6 +48,9 @@ class Registry {
   std::map<std::pair<Kind, std::string>, Entry> index_;
 };
 
+/// The Levenshtein distance between two words (for "did you mean").
+std::size_t edit_distance(const std::string& a, const std::string& b);
+
 /// Whether every user may write to `path` (then anyone could plant code there).
 bool writable_by_anyone(const std::filesystem::path& path);
 
