@@ -5,6 +5,15 @@
 
 #include "plugin/registry.hpp"
 
+// Whether this build runs under a sanitizer (g++ defines __SANITIZE_*, clang has __has_feature).
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define GRADSIM_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define GRADSIM_SANITIZED 1
+#endif
+#endif
+
 namespace gradsim::test {
 
 /// The built-in plugins, as `gradsim` finds them in the build tree.
