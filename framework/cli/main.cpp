@@ -267,10 +267,13 @@ int run(const Registry& registry, const RunArgs& a) {
       });
     if (done_before) {
       options.skip = *done_before;
-      options.crashed = read_crash_journal(journal);
+      // The journal's simulations this run has yet to write (earlier resumes wrote the rest).
+      for (const auto& [index, reason] : read_crash_journal(journal))
+        if (index % shard_count == shard_index && index / shard_count >= options.skip) options.crashed.emplace(index, reason);
       writer = std::make_unique<TraceWriter>(a.output);
       std::cerr << "gradsim: resuming " << a.output << " after " << options.skip << " simulations";
-      if (!options.crashed.empty()) std::cerr << "; " << options.crashed.size() << " crashed before and are recorded as failed";
+      if (!options.crashed.empty())
+        std::cerr << "; " << options.crashed.size() << " crashed in an earlier run: recorded as failed, not run again";
       std::cerr << '\n';
     } else {
       if (a.resume) std::cerr << "gradsim: " << a.output << " holds no header yet; starting it again\n";

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "error.hpp"
+#include "fuzz_common.hpp"
 #include "io/trace_io.hpp"
 #include "run/sweep.hpp"
 
