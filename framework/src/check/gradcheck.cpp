@@ -180,7 +180,6 @@ std::vector<CheckResult> check_mitigation(const PluginInfo& info, const Params& 
     if (w.role == WeightRole::other) rng.fill_normal(*w.value);  // away from gamma = 1, beta = 0
   engine.forward();
   engine.backward();
-  engine.network().mitigations[0]->take_events();
   std::vector<Matrix<double>> numeric;
   for (const auto& w : engine.weights()) numeric.push_back(numeric_gradient([&] { return engine.forward(); }, *w.value));
   const Matrix<double> dx = engine.input_grad();

@@ -92,7 +92,7 @@ class Builder {
       add(Use{&act, act_ref.name(), {}, width, width}, i);
       inserts(Site::post_activation, i, width, depth);
       if (i % span == span - 1 || i + 1 == depth) {
-        if (shortcut) merge(segment_start, i, *shortcut, depth);
+        if (shortcut) merge(segment_start, i, *shortcut);
         inserts(Site::segment_out, i, width, depth);
       }
       n_.block_end[i] = n_.nodes.size();
@@ -146,7 +146,7 @@ class Builder {
     }
   }
 
-  void merge(std::size_t segment_start, std::size_t block, const Shortcut& s, std::size_t) {
+  void merge(std::size_t segment_start, std::size_t block, const Shortcut& s) {
     typename Network<T>::Node m;
     m.block = block, m.skip_from = segment_start, m.alpha = s.alpha;
     const std::size_t skip_width = segment_start == 0 ? n_.input_width : n_.width;
