@@ -187,36 +187,49 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
     return t;
   };
   const std::size_t in_flight = options.in_flight ? options.in_flight : std::size_t(2 * n);
-  tbb::parallel_pipeline(
-      in_flight,  // simulations in flight: memory is bounded whatever the sweep's length
-      tbb::make_filter<void, std::uint64_t>(tbb::filter_mode::serial_in_order,
-                                            [&](tbb::flow_control& fc) -> std::uint64_t {
-                                              GRADSIM_HANDOFF_ACQUIRE(&k);  // serial, maybe on another thread
-                                              std::uint64_t next = 0;
-                                              if (k == todo) {
-                                                fc.stop();
-                                              } else if (options.stop && options.stop->load()) {
-                                                counts.interrupted = true;
-                                                fc.stop();
-                                              } else {
-                                                next = options.shard_index + options.shard_count * k++;
-                                              }
-                                              GRADSIM_HANDOFF_RELEASE(&k);
-                                              return next;
-                                            }) &
-          tbb::make_filter<std::uint64_t, Trace>(tbb::filter_mode::parallel,
-                                                 [&](std::uint64_t index) {
-                                                   auto t = simulate_one(index);
-                                                   GRADSIM_HANDOFF_RELEASE(t.get());  // to the writer
-                                                   return t;
-                                                 }) &
-          tbb::make_filter<Trace, void>(tbb::filter_mode::serial_in_order, [&](const Trace& t) {
-            GRADSIM_HANDOFF_ACQUIRE(t.get());
-            GRADSIM_HANDOFF_ACQUIRE(&counts);
-            ++(t->status() == v1::SimTrace::OK ? counts.ok : counts.failed);
-            write(*t);
-            GRADSIM_HANDOFF_RELEASE(&counts);
-          }));
+  // Every stage ends by releasing `finished`, which this thread acquires once the pipeline has
+  // returned: what the workers read of this thread's stack happens before it is reused.
+  int finished = 0;
+  try {
+    tbb::parallel_pipeline(
+        in_flight,  // simulations in flight: memory is bounded whatever the sweep's length
+        tbb::make_filter<void, std::uint64_t>(tbb::filter_mode::serial_in_order,
+                                              [&](tbb::flow_control& fc) -> std::uint64_t {
+                                                GRADSIM_HANDOFF_ACQUIRE(&k);  // serial, maybe on another thread
+                                                std::uint64_t next = 0;
+                                                if (k == todo) {
+                                                  fc.stop();
+                                                } else if (options.stop && options.stop->load()) {
+                                                  counts.interrupted = true;
+                                                  fc.stop();
+                                                } else {
+                                                  next = options.shard_index + options.shard_count * k++;
+                                                }
+                                                GRADSIM_HANDOFF_RELEASE(&k);
+                                                GRADSIM_HANDOFF_RELEASE(&finished);
+                                                return next;
+                                              }) &
+            tbb::make_filter<std::uint64_t, Trace>(tbb::filter_mode::parallel,
+                                                   [&](std::uint64_t index) {
+                                                     auto t = simulate_one(index);
+                                                     GRADSIM_HANDOFF_RELEASE(t.get());  // to the writer
+                                                     GRADSIM_HANDOFF_RELEASE(&finished);
+                                                     return t;
+                                                   }) &
+            tbb::make_filter<Trace, void>(tbb::filter_mode::serial_in_order, [&](const Trace& t) {
+              GRADSIM_HANDOFF_ACQUIRE(t.get());
+              GRADSIM_HANDOFF_ACQUIRE(&counts);
+              ++(t->status() == v1::SimTrace::OK ? counts.ok : counts.failed);
+              write(*t);
+              GRADSIM_HANDOFF_RELEASE(&counts);
+              GRADSIM_HANDOFF_RELEASE(&finished);
+            }));
+  } catch (...) {
+    GRADSIM_HANDOFF_ACQUIRE(&finished);
+    throw;
+  }
+  GRADSIM_HANDOFF_ACQUIRE(&finished);
+  (void)finished;
   return counts;
 }
 
