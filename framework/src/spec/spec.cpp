@@ -164,7 +164,7 @@ Validation validate_with(const SpecFile& spec, const Registry& registry,
                       "index; set the top-level 'seed' instead");
   if (auto bad = first_non_utf8(sweep, ""); !bad.empty())
     fail(bad, bad + " is not valid UTF-8 text; traces store it as protobuf text, which must be UTF-8 (write "
-                    "other characters as \\u escapes or leave them out)");
+                    "the spec as UTF-8, or a character's UTF-8 bytes as escapes: \\303\\251 for e-acute)");
   Validation out;
   std::set<std::string> built;
   try {
