@@ -54,8 +54,8 @@ void BM_DenseProducts(benchmark::State& state) {
       dx.noalias() = h * W.transpose();
     } else {
       matmul(x, W, h);
-      matmul(x.transpose(), h, dW);
-      matmul(h, W.transpose(), dx);
+      matmul(x, h, dW, {.transpose_a = true});
+      matmul(h, W, dx, {.transpose_b = true});
     }
     benchmark::DoNotOptimize(dx.data());
   }
