@@ -54,7 +54,8 @@ class Ctx {
   const Matrix<T>& w(std::size_t i) const { return weights_[i]->value; }
   /// Weight i's gradient: add into it (other calls and other layers sharing it add too).
   Matrix<T>& dw(std::size_t i) { return weights_[i]->grad; }
-  /// Storage that lives from this call's forward() to its backward(); slot i.
+  /// Storage that lives from this call's forward() to its backward(); slot i. A reference
+  /// stays valid until a higher slot is first used in the same call (ask for the highest first).
   Matrix<T>& saved(std::size_t i) {
     if (i >= saved_.size()) saved_.resize(i + 1);
     return saved_[i];
