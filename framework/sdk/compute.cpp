@@ -1,40 +1,82 @@
 // The compute behind compute.hpp, compiled once in the gradsim library: every plugin's
-// products, maps and norms run here, with the flags gradsim was built with.
+// products, maps and norms run here.
+//
+// Products: OpenBLAS, one thread per call (one simulation runs on one thread; parallelism
+// comes from running many). Debian's OpenBLAS picks its kernels for the CPU it runs on
+// (AVX-512, AVX2, ...), so one binary runs at full speed on any x86-64 machine. Loops over arrays are
+// compiled for three instruction-set levels and chosen when the library loads (target_clones).
 #include <gradsim/compute.hpp>
+
+#include <cblas.h>
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "simd.hpp"
 
 namespace gradsim {
 
 namespace {
 
-// c (+)= op(a) op(b) in the product's own type P (T, or float32 for the 16-bit formats).
-template <class P, class A, class B, class C>
-void product(const A& a, const B& b, C& c, Product how) {
-  if (how.accumulate) {
-    if (how.transpose_a && how.transpose_b) c.noalias() += a.transpose() * b.transpose();
-    else if (how.transpose_a) c.noalias() += a.transpose() * b;
-    else if (how.transpose_b) c.noalias() += a * b.transpose();
-    else c.noalias() += a * b;
-  } else {
-    if (how.transpose_a && how.transpose_b) c.noalias() = a.transpose() * b.transpose();
-    else if (how.transpose_a) c.noalias() = a.transpose() * b;
-    else if (how.transpose_b) c.noalias() = a * b.transpose();
-    else c.noalias() = a * b;
+// No threads inside a product: every call runs on the thread that makes it.
+[[maybe_unused]] const bool kSerial = [] {
+  openblas_set_num_threads(1);
+  return true;
+}();
+
+CBLAS_TRANSPOSE op(bool t) { return t ? CblasTrans : CblasNoTrans; }
+
+// c (+)= op(a) op(b), column-major, through BLAS.
+template <class P>
+void gemm(const P* a, Eigen::Index a_rows, Eigen::Index a_cols, const P* b, Eigen::Index b_rows,
+          Eigen::Index b_cols, P* c, Product how) {
+  const Eigen::Index m = how.transpose_a ? a_cols : a_rows, k = how.transpose_a ? a_rows : a_cols;
+  const Eigen::Index n = how.transpose_b ? b_rows : b_cols;
+  const P beta = how.accumulate ? P(1) : P(0);
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // BLAS leaves c alone here only if beta is 1
+    if (!how.accumulate) std::fill(c, c + m * n, P(0));
+    return;
   }
+  const blasint lda = blasint(std::max<Eigen::Index>(1, a_rows)), ldb = blasint(std::max<Eigen::Index>(1, b_rows));
+  if constexpr (std::is_same_v<P, float>)
+    cblas_sgemm(CblasColMajor, op(how.transpose_a), op(how.transpose_b), blasint(m), blasint(n), blasint(k), 1.0f,
+                a, lda, b, ldb, beta, c, blasint(m));
+  else
+    cblas_dgemm(CblasColMajor, op(how.transpose_a), op(how.transpose_b), blasint(m), blasint(n), blasint(k), 1.0,
+                a, lda, b, ldb, beta, c, blasint(m));
 }
 
 template <class T>
+void check_shapes(const Matrix<T>& a, const Matrix<T>& b, const Matrix<T>& c, Product how) {
+  const Eigen::Index m = how.transpose_a ? a.cols() : a.rows(), k = how.transpose_a ? a.rows() : a.cols();
+  const Eigen::Index kb = how.transpose_b ? b.cols() : b.rows(), n = how.transpose_b ? b.rows() : b.cols();
+  eigen_assert(k == kb && "matmul: inner dimensions differ");
+  eigen_assert((!how.accumulate || (c.rows() == m && c.cols() == n)) && "matmul: accumulating into a wrong shape");
+  (void)m, (void)k, (void)kb, (void)n, (void)c;
+}
+
+// Per-thread float32 copies of 16-bit operands, kept between calls.
+struct Widened {
+  Matrix<float> a, b, c;
+};
+thread_local Widened widened;
+
+template <class T>
 void matmul_impl(const Matrix<T>& a, const Matrix<T>& b, Matrix<T>& c, Product how) {
+  check_shapes(a, b, c, how);
+  const Eigen::Index m = how.transpose_a ? a.cols() : a.rows(), n = how.transpose_b ? b.rows() : b.cols();
   if constexpr (std::is_floating_point_v<T>) {
-    product<T>(a, b, c, how);
+    if (!how.accumulate) c.resize(m, n);
+    gemm<T>(a.data(), a.rows(), a.cols(), b.data(), b.rows(), b.cols(), c.data(), how);
   } else {  // accumulate in float32, round once
-    const Matrix<float> af = a.template cast<float>(), bf = b.template cast<float>();
-    Matrix<float> p;
-    if (how.accumulate) p = c.template cast<float>();
-    product<float>(af, bf, p, how);
-    c = p.template cast<T>();
+    auto& w = widened;
+    simd::widen(a, w.a), simd::widen(b, w.b);
+    if (how.accumulate) simd::widen(c, w.c);
+    else w.c.resize(m, n);
+    gemm<float>(w.a.data(), a.rows(), a.cols(), w.b.data(), b.rows(), b.cols(), w.c.data(), how);
+    simd::narrow(w.c, c);
   }
 }
 
@@ -51,37 +93,12 @@ template <class T>
 void map_times_impl(const Matrix<T>& x, const Matrix<T>& g, Matrix<T>& y, ScalarKernel<T> k, const void* fn) {
   y.resize(x.rows(), x.cols());
   const std::size_t n = std::size_t(x.size());
-  T buf[kChunk];
+  alignas(64) T buf[kChunk];
   for (std::size_t i = 0; i < n; i += kChunk) {
     const std::size_t m = std::min(kChunk, n - i);
     k(fn, x.data() + i, buf, m);
-    for (std::size_t j = 0; j < m; ++j) y.data()[i + j] = g.data()[i + j] * buf[j];
+    simd::multiply(g.data() + i, buf, y.data() + i, m);
   }
-}
-
-template <class T>
-double norm_impl(const Matrix<T>& m) {
-  if constexpr (std::is_same_v<T, double>) {
-    return m.norm();
-  } else {
-    double s = 0;
-    for (Eigen::Index i = 0; i < m.size(); ++i) {
-      const double v = to_double(m.data()[i]);
-      s += v * v;
-    }
-    return std::sqrt(s);
-  }
-}
-
-template <class T>
-double max_abs_impl(const Matrix<T>& m) {
-  double out = 0;
-  for (Eigen::Index i = 0; i < m.size(); ++i) {
-    const double v = std::fabs(to_double(m.data()[i]));
-    if (std::isnan(v)) return v;
-    out = std::max(out, v);
-  }
-  return out;
 }
 
 }  // namespace
@@ -92,8 +109,8 @@ double max_abs_impl(const Matrix<T>& m) {
   void map_times(const Matrix<T>& x, const Matrix<T>& g, Matrix<T>& y, ScalarKernel<T> k, const void* fn) { \
     map_times_impl(x, g, y, k, fn);                                                                  \
   }                                                                                                  \
-  double norm_f64(const Matrix<T>& m) { return norm_impl(m); }                                      \
-  double max_abs_f64(const Matrix<T>& m) { return max_abs_impl(m); }
+  double norm_f64(const Matrix<T>& m) { return simd::norm(m.data(), std::size_t(m.size())); }       \
+  double max_abs_f64(const Matrix<T>& m) { return simd::max_abs(m.data(), std::size_t(m.size())); }
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_DEFINE_COMPUTE)
 
 }  // namespace gradsim

@@ -1,7 +1,10 @@
 // The random stream of random.hpp, compiled once in the gradsim library.
 #include <gradsim/random.hpp>
 
+#include <algorithm>
 #include <cmath>
+
+#include "simd.hpp"
 
 namespace gradsim {
 
@@ -34,9 +37,19 @@ double Rng::normal() {
   return u * f;
 }
 
-#define GRADSIM_DEFINE_FILL(T)                                                       \
-  void Rng::fill_normal(Matrix<T>& m, double std) {                                  \
-    for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = T(std * normal());     \
+// One draw from the stream keys a counter-based block of normals (simd::normal_pairs), made
+// in chunks that stay in the first-level cache and then scaled and rounded into m.
+#define GRADSIM_DEFINE_FILL(T)                                                            \
+  void Rng::fill_normal(Matrix<T>& m, double std) {                                       \
+    constexpr std::size_t kChunk = 512;                                                   \
+    alignas(64) double buf[kChunk];                                                       \
+    const std::uint64_t key = next();                                                     \
+    const std::size_t n = std::size_t(m.size());                                          \
+    for (std::size_t i = 0; i < n; i += kChunk) {                                         \
+      const std::size_t k = std::min(kChunk, n - i);                                      \
+      simd::normal_pairs(key, i, buf, k + (k & 1));                                       \
+      simd::scale_round(buf, std, m.data() + i, k);                                       \
+    }                                                                                     \
   }
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_DEFINE_FILL)
 

@@ -3,6 +3,10 @@
 // initialiser's variances, declared defaults.
 #include <gmock/gmock.h>
 
+#include <atomic>
+#include <random>
+#include <thread>
+
 #include <gradsim/gradsim.hpp>
 
 #include "../common.hpp"
@@ -34,6 +38,25 @@ TEST(Compute, SixteenBitProductsAccumulateInFloat32) {
   EXPECT_EQ(float(c(0, 0)), float(bfloat16(300.0f)));  // 300 rounds to 300 in bfloat16; a bf16 running sum stops at 256
 }
 
+// Products run in OpenBLAS, and simulations call it from several threads at once: each result
+// must be the one a single thread gets. (Debian's serial OpenBLAS shares one work buffer
+// between threads and fails this, with these shapes, hundreds of times.)
+TEST(Compute, ProductsFromManyThreadsAtOnceAreTheSingleThreadResults) {
+  Rng rng(5);
+  Matrix<float> a(64, 128), b(128, 128), ref;
+  rng.fill_normal(a), rng.fill_normal(b);
+  matmul(a, b, ref);
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      Matrix<float> c;
+      for (int r = 0; r < 1000; ++r) matmul(a, b, c), wrong += c != ref;
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong, 0);
+}
+
 TEST(Compute, MapsAndNormsRunOverWholeArrays) {
   const auto tanh = test::builtins().get(Kind::activation, "tanh").info->make<float16>().activation(Params{});
   const auto& act = *tanh;
@@ -49,6 +72,82 @@ TEST(Compute, MapsAndNormsRunOverWholeArrays) {
   Matrix<float16> big = Matrix<float16>::Constant(4, 4, float16(60000.0f));  // ||big||^2 overflows float16
   EXPECT_DOUBLE_EQ(norm_f64(big), 4 * 60000.0);
   EXPECT_EQ(max_abs_f64(big), 60000.0);
+}
+
+// exp, expm1 and tanh (vmath.hpp, what gradsim::fn uses) against the C library's long double
+// functions, at 10^6 points log-spread over 1e-8 <= |x| <= 800, within the ulp vmath.hpp
+// states; and their limits.
+TEST(Vmath, WithinTheStatedUlpOfTheCLibrary) {
+  auto ulps = [](double got, long double ref) {
+    const double r = double(ref), step = std::nextafter(std::fabs(r), INFINITY) - std::fabs(r);
+    return got == r ? 0.0 : double(std::fabs((long double)got - ref) / step);
+  };
+  std::mt19937_64 gen(1);
+  std::uniform_real_distribution<double> sign(-1, 1), decade(-8, 2.9);
+  double worst[3] = {};
+  for (int i = 0; i < 1000000; ++i) {
+    const double x = (sign(gen) < 0 ? -1 : 1) * std::pow(10.0, decade(gen));
+    worst[0] = std::max(worst[0], ulps(vmath::exp(x), std::exp((long double)x)));
+    worst[1] = std::max(worst[1], ulps(vmath::expm1(x), std::expm1((long double)x)));
+    worst[2] = std::max(worst[2], ulps(vmath::tanh(x), std::tanh((long double)x)));
+  }
+  EXPECT_LE(worst[0], 2.0);
+  EXPECT_LE(worst[1], 3.0);
+  EXPECT_LE(worst[2], 3.5);
+  // float32 through float64: the correctly rounded value, or 1 ulp off.
+  std::uniform_real_distribution<float> fx(-12, 12);
+  for (int i = 0; i < 100000; ++i) {
+    const float x = fx(gen), got = fn::tanh(x), ref = float(std::tanh((long double)x));
+    EXPECT_LE(std::fabs(got - ref), std::nextafter(std::fabs(ref), INFINITY) - std::fabs(ref)) << x;
+  }
+  EXPECT_TRUE(std::isnan(vmath::exp(NAN)) && std::isnan(vmath::expm1(NAN)) && std::isnan(vmath::tanh(NAN)));
+  EXPECT_EQ(vmath::exp(INFINITY), INFINITY);
+  EXPECT_EQ(vmath::exp(710.0), INFINITY);
+  EXPECT_EQ(vmath::exp(-INFINITY), 0.0);
+  EXPECT_EQ(vmath::exp(-745.1), std::exp(-745.1));  // the smallest subnormal
+  EXPECT_EQ(vmath::exp(-700.5), std::exp(-700.5));
+  EXPECT_EQ(vmath::expm1(-INFINITY), -1.0);
+  EXPECT_EQ(vmath::tanh(INFINITY), 1.0);
+  EXPECT_EQ(vmath::tanh(-1e300), -1.0);
+  EXPECT_TRUE(std::signbit(vmath::tanh(-0.0)));
+}
+
+// The vectorised Box-Muller sampler, over 2^20 draws: the moments of N(0, 1) within 5
+// standard errors (mean: 1/sqrt(n); variance: sqrt(2/n); fourth moment 3: sqrt(96/n)), the two
+// values of a pair uncorrelated, and the tail beyond 3 sigma (P = 0.0026998) within 5 standard
+// errors.
+TEST(Random, FillNormalDrawsTheStandardNormalLaw) {
+  const int n = 1 << 20;
+  Matrix<double> z(n, 1);
+  Rng(11).fill_normal(z);
+  double m1 = 0, m2 = 0, m4 = 0, pair = 0, tail = 0;
+  for (int i = 0; i < n; ++i) {
+    const double v = z(i);
+    m1 += v, m2 += v * v, m4 += v * v * v * v, tail += std::fabs(v) > 3;
+    if (i % 2 == 0) pair += v * z(i + 1);
+  }
+  m1 /= n, m2 /= n, m4 /= n, pair /= n / 2, tail /= n;
+  EXPECT_LT(std::fabs(m1), 5 / std::sqrt(n));
+  EXPECT_LT(std::fabs(m2 - 1), 5 * std::sqrt(2.0 / n));
+  EXPECT_LT(std::fabs(m4 - 3), 5 * std::sqrt(96.0 / n));
+  EXPECT_LT(std::fabs(pair), 5 / std::sqrt(n / 2));
+  const double p = 0.0026997960632601866;
+  EXPECT_LT(std::fabs(tail - p), 5 * std::sqrt(p * (1 - p) / n));
+}
+
+// Value i of a fill depends only on the stream's state and i: not on the matrix's size, nor on
+// the chunks the library makes it in (512 values), and a fill moves the stream on by one draw.
+TEST(Random, FillNormalValueIDependsOnlyOnTheStreamAndI) {
+  Matrix<double> big(1537, 1), odd(1025, 1), small(3, 1);
+  Rng(4, 9).fill_normal(big);
+  Rng(4, 9).fill_normal(odd);
+  Rng(4, 9).fill_normal(small);
+  EXPECT_EQ(odd, big.topRows(1025));
+  EXPECT_EQ(small, big.topRows(3));
+  Rng a(4, 9), b(4, 9);
+  a.fill_normal(small);
+  b.next();
+  EXPECT_EQ(a.next(), b.next());
 }
 
 TEST(Random, AStreamIsReproducibleAndStreamsDiffer) {

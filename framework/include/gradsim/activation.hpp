@@ -7,6 +7,7 @@
 #include "abi.hpp"
 #include "compute.hpp"
 #include "params.hpp"
+#include "simd.hpp"
 #include "tensor.hpp"
 
 namespace gradsim {
@@ -71,11 +72,12 @@ class ElementwiseActivation final : public Activation<T> {
     if constexpr (std::is_constructible_v<F, const Params&>) return F(p);
     else return F{};
   }
-  static void f_kernel(const void* fn, const T* x, T* y, std::size_t n) {
+  // Compiled in the plugin for every instruction-set level (simd.hpp), chosen at load time.
+  GRADSIM_CLONES static void f_kernel(const void* fn, const T* x, T* y, std::size_t n) {
     const F& g = *static_cast<const F*>(fn);
     for (std::size_t i = 0; i < n; ++i) y[i] = g.template f<T>(x[i]);
   }
-  static void df_kernel(const void* fn, const T* x, T* y, std::size_t n) {
+  GRADSIM_CLONES static void df_kernel(const void* fn, const T* x, T* y, std::size_t n) {
     const F& g = *static_cast<const F*>(fn);
     for (std::size_t i = 0; i < n; ++i) y[i] = g.template df<T>(x[i]);
   }

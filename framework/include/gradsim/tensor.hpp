@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "vmath.hpp"
+
 namespace gradsim {
 
 /// A batch of rows (batch x features) or a weight (fan_in x fan_out, or 1 x fan_out).
@@ -30,22 +32,29 @@ double to_double(T x) {
   else return double(static_cast<float>(x));
 }
 
-/// Scalar functions for every format: the standard ones for float and double; for bfloat16
-/// and float16, computed in float and rounded back (what Eigen does for its own exp, tanh).
+/// Scalar functions for every format: computed in float64 (exp, expm1, tanh: gradsim's own,
+/// vectorisable, see vmath.hpp) or float (the others: the C library's) and rounded to T.
 namespace fn {
-#define GRADSIM_SCALAR_FN(name)                                                  \
+#define GRADSIM_SCALAR_FN(name, impl)                                            \
   template <class T>                                                             \
   T name(T x) {                                                                  \
-    if constexpr (std::is_floating_point_v<T>) return std::name(x);             \
-    else return T(std::name(static_cast<float>(x)));                            \
+    if constexpr (std::is_floating_point_v<T>) return T(impl(x));               \
+    else return T(static_cast<float>(impl(static_cast<float>(x))));             \
   }
-GRADSIM_SCALAR_FN(exp)
-GRADSIM_SCALAR_FN(expm1)
-GRADSIM_SCALAR_FN(log)
-GRADSIM_SCALAR_FN(log1p)
-GRADSIM_SCALAR_FN(tanh)
-GRADSIM_SCALAR_FN(erf)
-GRADSIM_SCALAR_FN(sqrt)
+#define GRADSIM_VMATH_FN(name) \
+  template <class U>           \
+  double vmath_##name(U x) { return vmath::name(double(x)); }
+GRADSIM_VMATH_FN(exp)
+GRADSIM_VMATH_FN(expm1)
+GRADSIM_VMATH_FN(tanh)
+#undef GRADSIM_VMATH_FN
+GRADSIM_SCALAR_FN(exp, vmath_exp)
+GRADSIM_SCALAR_FN(expm1, vmath_expm1)
+GRADSIM_SCALAR_FN(tanh, vmath_tanh)
+GRADSIM_SCALAR_FN(log, std::log)
+GRADSIM_SCALAR_FN(log1p, std::log1p)
+GRADSIM_SCALAR_FN(erf, std::erf)
+GRADSIM_SCALAR_FN(sqrt, std::sqrt)
 #undef GRADSIM_SCALAR_FN
 }  // namespace fn
 

@@ -11,13 +11,6 @@ namespace gradsim {
 
 namespace {
 
-template <class T>
-bool all_finite(const Matrix<T>& m) {
-  for (Eigen::Index i = 0; i < m.size(); ++i)
-    if (!std::isfinite(to_double(m.data()[i]))) return false;
-  return true;
-}
-
 std::uint64_t name_hash(const std::string& name) {  // FNV-1a
   std::uint64_t h = 0xcbf29ce484222325ull;
   for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;

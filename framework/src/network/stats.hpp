@@ -2,9 +2,9 @@
 // so that measuring never overflows where the simulation did not.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 
 #include <gradsim/tensor.hpp>
 
@@ -27,30 +27,14 @@ struct Stats {
   void to_proto(v1::TensorStats& out) const;
 };
 
+/// The statistics of m, in one pass (vectorised; partial sums in a fixed order, so the result
+/// does not depend on the CPU's vector width).
 template <class T>
-Stats stats_of(const Matrix<T>& m) {
-  // Smallest normal magnitude of T: below it (and above 0) a value is subnormal.
-  const double tiny = to_double(std::numeric_limits<T>::min());
-  Stats s;
-  s.count = std::uint64_t(m.size());
-  bool first = true;
-  for (Eigen::Index i = 0; i < m.size(); ++i) {
-    const double v = to_double(m.data()[i]);
-    if (std::isnan(v)) { ++s.nan; continue; }
-    if (std::isinf(v)) { ++(v > 0 ? s.pos_inf : s.neg_inf); continue; }
-    const double a = std::fabs(v);
-    if (a == 0) ++s.zeros;
-    else {
-      if (a < tiny) ++s.subnormal;
-      if (a > s.max_abs) s.max_abs = a;
-      if (s.min_abs_nonzero == 0 || a < s.min_abs_nonzero) s.min_abs_nonzero = a;
-    }
-    if (first) s.shift = v, first = false;
-    const double d = v - s.shift;
-    s.sumsq += v * v, s.s1 += d, s.s2 += d * d;
-  }
-  return s;
-}
+Stats stats_of(const Matrix<T>& m);
+
+/// Whether every element of m is finite.
+template <class T>
+bool all_finite(const Matrix<T>& m);
 
 inline void Stats::merge(const Stats& o) {
   if (o.finite()) {

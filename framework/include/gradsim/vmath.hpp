@@ -1,0 +1,67 @@
+// exp, expm1 and tanh in float64 written without branches or library calls, so that a loop
+// over an array compiles to vector code (GRADSIM_CLONES picks AVX-512 / AVX2 / SSE2 versions
+// at load time). gradsim::fn uses them for every format; float32 and the 16-bit formats
+// compute in float64 and round. Accuracy, tested against the C library over their whole
+// range (tests/unit/sdk_test.cpp): within 2 ulp (exp), 3 ulp (expm1, tanh) in float64; the
+// float32 results are within 1 ulp of the correctly rounded value. NaN stays NaN, the limits
+// at +-infinity are exact, results that underflow are subnormal or 0 as in the C library.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace gradsim::vmath {
+
+namespace detail {
+/// x rounded to the nearest integer (ties to even) for |x| < 2^51, by the float64 adder.
+inline double round_int(double x) {
+  constexpr double magic = 0x1.8p52;  // without -ffast-math the compiler keeps both roundings
+  return (x + magic) - magic;
+}
+/// 2^k for an integer-valued k in [-1022, 1023].
+inline double pow2(double k) {
+  std::uint64_t bits;
+  const double biased = k + (0x1.8p52 + 1023);
+  std::memcpy(&bits, &biased, 8);
+  bits <<= 52;
+  double out;
+  std::memcpy(&out, &bits, 8);
+  return out;
+}
+/// e^r - 1 for |r| <= 0.5 by its Taylor series to r^16 (truncation below 2e-20 relative).
+inline double expm1_small(double r) {
+  double p = 1.0 / 20922789888000.0;  // 1/16!
+  constexpr double inv[] = {1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
+                            1.0 / 39916800.0,      1.0 / 3628800.0,     1.0 / 362880.0,     1.0 / 40320.0,
+                            1.0 / 5040.0,          1.0 / 720.0,         1.0 / 120.0,        1.0 / 24.0,
+                            1.0 / 6.0,             1.0 / 2.0,           1.0};
+  for (double c : inv) p = p * r + c;  // 1/15! ... 1/1!
+  return p * r;
+}
+}  // namespace detail
+
+/// e^x.
+inline double exp(double x) {
+  const double xc = x < -746.0 ? -746.0 : x > 710.0 ? 710.0 : x;  // NaN passes
+  const double k = detail::round_int(xc * 1.4426950408889634);      // x / ln 2
+  constexpr double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;
+  const double r = (xc - k * ln2_hi) - k * ln2_lo;                   // |r| <= 0.35
+  const double k1 = detail::round_int(k * 0.5), k2 = k - k1;         // 2^k in two normal steps
+  return (1 + detail::expm1_small(r)) * detail::pow2(k1) * detail::pow2(k2);
+}
+
+/// e^x - 1, accurate near 0.
+inline double expm1(double x) {
+  const double small = detail::expm1_small(x < -0.5 ? -0.5 : x > 0.5 ? 0.5 : x);
+  const double large = exp(x) - 1;
+  return x > -0.5 && x < 0.5 ? small : x == x ? large : x;
+}
+
+/// tanh x = e / (e + 2), e = expm1(2|x|), with the sign of x; 1 beyond |x| = 20.
+inline double tanh(double x) {
+  const double a = x < 0 ? -x : x, ac = a > 20.0 ? 20.0 : a;  // NaN passes
+  const double e = expm1(2 * ac), t = e / (e + 2);
+  return x < 0 ? -t : t;
+}
+
+}  // namespace gradsim::vmath
