@@ -37,7 +37,7 @@ double Rng::normal() {
   return u * f;
 }
 
-// One draw from the stream keys a counter-based block of normals (simd::normal_pairs), made
+// One draw from the stream keys a counter-based block of normals (simd::normal), made
 // in chunks that stay in the first-level cache and then scaled and rounded into m.
 #define GRADSIM_DEFINE_FILL(T)                                                            \
   void Rng::fill_normal(Matrix<T>& m, double std) {                                       \
@@ -47,7 +47,7 @@ double Rng::normal() {
     const std::size_t n = std::size_t(m.size());                                          \
     for (std::size_t i = 0; i < n; i += kChunk) {                                         \
       const std::size_t k = std::min(kChunk, n - i);                                      \
-      simd::normal_pairs(key, i, buf, k + (k & 1));                                       \
+      simd::normal(key, i, buf, k);                                                       \
       simd::scale_round(buf, std, m.data() + i, k);                                       \
     }                                                                                     \
   }

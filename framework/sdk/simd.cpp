@@ -3,8 +3,13 @@
 
 #include <gradsim/simd.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace gradsim::simd {
 
@@ -62,45 +67,6 @@ GRADSIM_CLONES void scale_round_t(const double* x, double scale, T* y, std::size
   for (std::size_t i = 0; i < n; ++i) y[i] = T(scale * x[i]);
 }
 
-// ln x for x in (0, 1], branch-free so that it vectorises: x = 2^e m with m in
-// [sqrt(1/2), sqrt(2)), ln m = 2 atanh(s), s = (m - 1)/(m + 1), |s| < 0.172, by its series to
-// s^23 (truncation below 1e-17 relative). Within 2 ulp of std::log.
-inline double log_unit(double x) {
-  std::uint64_t bits, ebits;
-  std::memcpy(&bits, &x, 8);
-  ebits = (bits >> 52) | 0x4330000000000000ull;  // 2^52 + biased exponent, exactly
-  double e;
-  std::memcpy(&e, &ebits, 8);
-  e -= 0x1.0p52 + 1023;
-  bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-  double m;
-  std::memcpy(&m, &bits, 8);
-  const bool big = m > M_SQRT2;
-  m = big ? 0.5 * m : m;
-  e = big ? e + 1 : e;
-  const double s = (m - 1) / (m + 1), s2 = s * s;
-  double p = 1.0 / 23;
-  for (int k = 21; k >= 1; k -= 2) p = p * s2 + 1.0 / k;
-  constexpr double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;
-  return e * ln2_hi + (2 * s * p + e * ln2_lo);
-}
-
-// sin and cos of 2 pi u for u in [0, 1): u = (q + f)/4 with q an integer and |f| <= 1/2
-// (exact), y = f pi/2 in [-pi/4, pi/4], Taylor series to y^17 / y^16 (truncation below
-// 1e-17), then the quadrant q mod 4. Doubles only, so that it vectorises without AVX-512.
-inline void sincos_turn(double u, double& s, double& c) {
-  const double t = 4 * u, q = std::nearbyint(t), y = (t - q) * M_PI_2, y2 = y * y;
-  double ps = 1.0, pc = 1.0;
-  for (int k = 17; k >= 3; k -= 2) ps = 1 - ps * y2 * (1 / (double(k) * double(k - 1)));
-  for (int k = 16; k >= 2; k -= 2) pc = 1 - pc * y2 * (1 / (double(k) * double(k - 1)));
-  const double sy = y * ps, cy = pc;
-  const double q4 = q == 4 ? 0.0 : q;  // q is 0, 1, 2, 3 or 4
-  const bool odd = q4 == 1 || q4 == 3, upper = q4 >= 2;
-  const double s1 = odd ? cy : sy, c1 = odd ? -sy : cy;
-  s = upper ? -s1 : s1;
-  c = upper ? -c1 : c1;
-}
-
 // A double in [1, 2) from the top 52 of 64 random bits.
 inline double one_to_two(std::uint64_t bits) {
   bits = (bits >> 12) | 0x3ff0000000000000ull;
@@ -109,22 +75,148 @@ inline double one_to_two(std::uint64_t bits) {
   return m;
 }
 
-GRADSIM_CLONES void normal_pairs_impl(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) {
-  for (std::size_t i = 0; i < n; i += 2) {
-    const std::uint64_t j = first + i;
-    const double u1 = 2 - one_to_two(mix64(key + j));      // (0, 1]
-    const double u2 = one_to_two(mix64(key + j + 1)) - 1;  // [0, 1)
-    const double r = std::sqrt(-2 * log_unit(u1));
-    double s, c;
-    sincos_turn(u2, s, c);
-    out[i] = r * c, out[i + 1] = r * s;
+// The ziggurat of Marsaglia & Tsang (2000) with 256 layers: layer i (1 <= i < 256) is the box
+// [0, x_i] x [f(x_i), f(x_{i+1})] under f(x) = exp(-x^2/2), x_1 = r, x_256 = 0; layer 0 is the
+// base [0, x_0] x [0, f(r)] together with the tail beyond r, all of area v.
+struct Ziggurat {
+  static constexpr double r = 3.6541528853610088, v = 0.00492867323399;
+  double x[257], ratio[256], f[257];
+  Ziggurat() {
+    x[0] = v / std::exp(-0.5 * r * r), x[1] = r, x[256] = 0;
+    for (int i = 1; i < 255; ++i) x[i + 1] = std::sqrt(-2 * std::log(v / x[i] + std::exp(-0.5 * x[i] * x[i])));
+    for (int i = 0; i < 256; ++i) ratio[i] = x[i + 1] / x[i];
+    for (int i = 0; i < 257; ++i) f[i] = std::exp(-0.5 * x[i] * x[i]);
+  }
+};
+const Ziggurat zig;
+
+// One candidate from 64 bits: layer from the low 8, u in [-1, 1) from the top 52. Inside the
+// part of the layer wholly under the curve (about 99 % of draws) it is the value; otherwise NaN.
+inline double candidate(std::uint64_t bits) {
+  const std::size_t layer = bits & 0xff;
+  const double u = 2 * one_to_two(bits) - 3, a = u < 0 ? -u : u;
+  return a < zig.ratio[layer] ? u * zig.x[layer] : NAN;
+}
+
+// The rare draws the fast path leaves: the wedges and the tail, then fresh candidates from a
+// stream of their own, keyed by (key, j), until one is accepted.
+double slow_normal(std::uint64_t key, std::uint64_t j) {
+  std::uint64_t stream = mix64(key ^ mix64(j ^ 0x5851f42d4c957f2dull)), count = 0;
+  auto bits = [&] { return mix64(stream + count++); };
+  auto uniform = [&] { return 2 - one_to_two(bits()); };  // (0, 1]
+  std::uint64_t b = mix64(key + j);
+  for (;;) {
+    const std::size_t layer = b & 0xff;
+    const double u = 2 * one_to_two(b) - 3, x = u * zig.x[layer];
+    if ((u < 0 ? -u : u) < zig.ratio[layer]) return x;
+    if (layer == 0) {  // the tail beyond r (Marsaglia 1964)
+      double t, y;
+      do {
+        t = -std::log(uniform()) / Ziggurat::r, y = -std::log(uniform());
+      } while (2 * y < t * t);
+      return u < 0 ? -(Ziggurat::r + t) : Ziggurat::r + t;
+    }
+    if (zig.f[layer] + uniform() * (zig.f[layer + 1] - zig.f[layer]) < vmath::exp(-0.5 * x * x)) return x;
+    b = bits();
   }
 }
 
+// candidate(mix64(start + i)) for i < n: the same operations in vector registers (GCC 12 does
+// not vectorise the table lookups on its own), so every version gives the same bits.
+// Each writes the indices of the rejected candidates (NaN) to `rejected` and returns how many.
+std::size_t candidates_scalar(std::uint64_t start, double* out, std::size_t n, std::uint32_t* rejected) {
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    out[i] = candidate(mix64(start + i));
+    if (out[i] != out[i]) rejected[k++] = std::uint32_t(i);
+  }
+  return k;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(GRADSIM_NO_CLONES)
+#define GRADSIM_GATHER_KERNELS
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12's own intrinsics headers
+[[gnu::target("avx512f,avx512dq")]] std::size_t candidates_avx512(std::uint64_t start, double* out, std::size_t n,
+                                                                   std::uint32_t* rejected) {
+  const __m512i lanes = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), low8 = _mm512_set1_epi64(0xff);
+  const __m512i one = _mm512_set1_epi64(0x3ff0000000000000ll);
+  const __m512d two = _mm512_set1_pd(2), three = _mm512_set1_pd(3), nan = _mm512_set1_pd(NAN);
+  std::size_t i = 0, k = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m512i z = _mm512_add_epi64(_mm512_set1_epi64(std::int64_t(start + i + 0x9e3779b97f4a7c15ull)), lanes);
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), _mm512_set1_epi64(std::int64_t(0xbf58476d1ce4e5b9ull)));
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), _mm512_set1_epi64(std::int64_t(0x94d049bb133111ebull)));
+    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    const __m512i layer = _mm512_and_si512(z, low8);
+    const __m512d m = _mm512_castsi512_pd(_mm512_or_si512(_mm512_srli_epi64(z, 12), one));
+    const __m512d u = _mm512_sub_pd(_mm512_mul_pd(two, m), three), a = _mm512_abs_pd(u);
+    const __m512d ratio = _mm512_i64gather_pd(layer, zig.ratio, 8), width = _mm512_i64gather_pd(layer, zig.x, 8);
+    const __mmask8 inside = _mm512_cmp_pd_mask(a, ratio, _CMP_LT_OQ);
+    _mm512_storeu_pd(out + i, _mm512_mask_mul_pd(nan, inside, u, width));
+    for (unsigned miss = ~unsigned(inside) & 0xffu; miss; miss &= miss - 1)
+      rejected[k++] = std::uint32_t(i + unsigned(__builtin_ctz(miss)));
+  }
+  const std::size_t tail = candidates_scalar(start + i, out + i, n - i, rejected + k);
+  for (std::size_t j = k; j < k + tail; ++j) rejected[j] += std::uint32_t(i);
+  return k + tail;
+}
+
+// AVX2 has no 64-bit multiply: a c = lo(a) lo(c) + ((hi(a) lo(c) + lo(a) hi(c)) << 32).
+[[gnu::target("avx2")]] inline __m256i mul64(__m256i a, std::uint64_t c) {
+  const __m256i cl = _mm256_set1_epi64x(std::int64_t(c & 0xffffffffull)), ch = _mm256_set1_epi64x(std::int64_t(c >> 32));
+  const __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(a, 32), cl), _mm256_mul_epu32(a, ch));
+  return _mm256_add_epi64(_mm256_mul_epu32(a, cl), _mm256_slli_epi64(cross, 32));
+}
+
+[[gnu::target("avx2")]] std::size_t candidates_avx2(std::uint64_t start, double* out, std::size_t n,
+                                                     std::uint32_t* rejected) {
+  const __m256i lanes = _mm256_set_epi64x(3, 2, 1, 0), low8 = _mm256_set1_epi64x(0xff);
+  const __m256i one = _mm256_set1_epi64x(0x3ff0000000000000ll);
+  const __m256d two = _mm256_set1_pd(2), three = _mm256_set1_pd(3), nan = _mm256_set1_pd(NAN);
+  const __m256d sign = _mm256_set1_pd(-0.0);
+  std::size_t i = 0, k = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m256i z = _mm256_add_epi64(_mm256_set1_epi64x(std::int64_t(start + i + 0x9e3779b97f4a7c15ull)), lanes);
+    z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), 0xbf58476d1ce4e5b9ull);
+    z = mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), 0x94d049bb133111ebull);
+    z = _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+    const __m256i layer = _mm256_and_si256(z, low8);
+    const __m256d m = _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(z, 12), one));
+    const __m256d u = _mm256_sub_pd(_mm256_mul_pd(two, m), three), a = _mm256_andnot_pd(sign, u);
+    const __m256d ratio = _mm256_i64gather_pd(zig.ratio, layer, 8), width = _mm256_i64gather_pd(zig.x, layer, 8);
+    const __m256d inside = _mm256_cmp_pd(a, ratio, _CMP_LT_OQ);
+    _mm256_storeu_pd(out + i, _mm256_blendv_pd(nan, _mm256_mul_pd(u, width), inside));
+    for (unsigned miss = ~unsigned(_mm256_movemask_pd(inside)) & 0xfu; miss; miss &= miss - 1)
+      rejected[k++] = std::uint32_t(i + unsigned(__builtin_ctz(miss)));
+  }
+  const std::size_t tail = candidates_scalar(start + i, out + i, n - i, rejected + k);
+  for (std::size_t j = k; j < k + tail; ++j) rejected[j] += std::uint32_t(i);
+  return k + tail;
+}
+#pragma GCC diagnostic pop
+#endif
+
+// The version for this CPU, chosen once.
+using Candidates = std::size_t (*)(std::uint64_t, double*, std::size_t, std::uint32_t*);
+const Candidates candidates = [] {
+#ifdef GRADSIM_GATHER_KERNELS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")) return &candidates_avx512;
+  if (__builtin_cpu_supports("avx2")) return &candidates_avx2;
+#endif
+  return &candidates_scalar;
+}();
+
 }  // namespace
 
-void normal_pairs(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) {
-  normal_pairs_impl(key, first, out, n);
+void normal(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) {
+  constexpr std::size_t kChunk = 1024;
+  std::uint32_t rejected[kChunk];
+  for (std::size_t i = 0; i < n; i += kChunk) {
+    const std::size_t m = std::min(kChunk, n - i), k = candidates(key + first + i, out + i, m, rejected);
+    for (std::size_t j = 0; j < k; ++j) out[i + rejected[j]] = slow_normal(key, first + i + rejected[j]);
+  }
 }
 
 #define GRADSIM_SIMD_DEFINE(T)                                                                              \

@@ -21,8 +21,9 @@ namespace gradsim::simd {
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_SIMD_DECLARE)
 #undef GRADSIM_SIMD_DECLARE
 
-/// Standard normal pairs by Box-Muller from a counter-based stream: out[2i], out[2i+1] from
-/// the bits mix64(key + 2i) and mix64(key + 2i + 1). n must be even.
-void normal_pairs(std::uint64_t key, std::uint64_t first, double* out, std::size_t n);
+/// Standard normal values by the ziggurat method from a counter-based stream: out[i] is value
+/// first + i of stream `key`, from the bits mix64(key + first + i) (and, for the 1 % the fast
+/// path rejects, a stream keyed by both), so it depends on nothing else.
+void normal(std::uint64_t key, std::uint64_t first, double* out, std::size_t n);
 
 }  // namespace gradsim::simd

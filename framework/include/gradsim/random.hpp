@@ -24,8 +24,8 @@ class GRADSIM_EXPORT Rng {
   /// Standard normal (Marsaglia's polar method; the spare value is kept for the next call).
   double normal();
   /// Fills m, column by column, with independent N(0, std^2) values computed in float64 and
-  /// rounded to T: Box-Muller on a counter-based block keyed by one draw from this stream
-  /// (vectorised; within 2 ulp of the exact transform of its uniforms).
+  /// rounded to T: the ziggurat method (exact up to rounding) on a counter-based block keyed
+  /// by one draw from this stream, vectorised; value i depends only on that draw and i.
 #define GRADSIM_DECLARE_FILL(T) void fill_normal(Matrix<T>& m, double std = 1);
   GRADSIM_FOR_EACH_FORMAT(GRADSIM_DECLARE_FILL)
 #undef GRADSIM_DECLARE_FILL

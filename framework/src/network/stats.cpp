@@ -4,8 +4,10 @@
 
 #include <gradsim/simd.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace gradsim {
 
@@ -40,85 +42,109 @@ Stats scalar_stats(const T* x, std::size_t n) {
   return s;
 }
 
-// Eight float64 lanes, as two GCC vectors of four: the same operations in the same order on
-// every instruction set (AVX-512 and AVX2 registers, or pairs of SSE2 ones; this file is
-// compiled without contracting a * b + c into FMA, which only some of them have). Vectors of
-// eight would be split into scalars in the AVX-512 clone by GCC 12.
+// Sixteen float64 lanes, as four GCC vectors of four: the same operations in the same order
+// on every instruction set (AVX-512 and AVX2 registers, or pairs of SSE2 ones; this file is
+// compiled without contracting a * b + c into FMA, which only some of them have). Four
+// independent sets of partial sums keep the adders busy. (Vectors of eight would be split
+// into scalars in the AVX-512 clone by GCC 12.)
 using v4d = double __attribute__((vector_size(32)));
+using v4f = float __attribute__((vector_size(16)));
+constexpr int kSets = 4, kLanes = 4 * kSets;
 
 struct Lanes {
-  v4d sumsq[2]{}, s1[2]{}, s2[2]{}, hi[2]{}, lo[2]{}, zeros[2]{}, sub[2]{}, bad[2]{};
+  v4d sumsq[kSets]{}, s1[kSets]{}, s2[kSets]{}, hi[kSets]{}, lo[kSets]{}, zeros[kSets]{}, small[kSets]{};
 };
 
-// Adds x[0, n) (n a multiple of 8) to the lanes; `valid_last` weighs the last 8 values
-// (1: a value, 0: padding).
-GRADSIM_CLONES void add_lanes(const double* x, std::size_t n, double shift, double small, const double* valid_last,
-                              Lanes& r) {
-  const v4d zero = {}, one = zero + 1, big = zero + std::numeric_limits<double>::max();
-  for (int h = 0; h < 2; ++h) {
-    v4d sumsq = r.sumsq[h], s1 = r.s1[h], s2 = r.s2[h], hi = r.hi[h], lo = r.lo[h];
-    v4d zeros = r.zeros[h], sub = r.sub[h], bad = r.bad[h];
-    for (std::size_t j = std::size_t(4 * h); j < n; j += 8) {
-      v4d v, valid = one;
-      std::memcpy(&v, x + j, sizeof v);
-      if (j + 8 >= n) std::memcpy(&valid, valid_last + 4 * h, sizeof valid);
-      const v4d a = v < 0 ? -v : v, d = (v - shift) * valid;
-      bad += a <= big ? zero : valid;
-      sumsq += v * v * valid, s1 += d, s2 += d * d;
-      zeros += a == 0 ? valid : zero;
-      sub += ((a > 0) & (a < small)) ? valid : zero;
-      hi = a > hi ? a : hi;
-      lo = ((a > 0) & (a < lo)) ? a : lo;
+// Adds x[0, n) (float or double, n a multiple of 16) to the lanes. Non-finite values make the
+// sums non-finite.
+template <class T>
+GRADSIM_CLONES void add_lanes(const T* x, std::size_t n, double shift, double tiny, Lanes& r) {
+  const v4d zero = {}, one = zero + 1, inf = zero + INFINITY;
+  Lanes a = r;
+  for (std::size_t j = 0; j < n; j += kLanes)
+    for (int h = 0; h < kSets; ++h) {
+      v4d v;
+      if constexpr (std::is_same_v<T, double>) {
+        std::memcpy(&v, x + j + std::size_t(4 * h), sizeof v);
+      } else {
+        v4f f;
+        std::memcpy(&f, x + j + std::size_t(4 * h), sizeof f);
+        v = __builtin_convertvector(f, v4d);
+      }
+      const v4d mag = v < 0 ? -v : v, d = v - shift;
+      a.sumsq[h] += v * v, a.s1[h] += d, a.s2[h] += d * d;
+      a.zeros[h] += mag == 0 ? one : zero;
+      a.small[h] += mag < tiny ? one : zero;  // zeros and subnormals
+      a.hi[h] = mag > a.hi[h] ? mag : a.hi[h];
+      const v4d nz = mag > 0 ? mag : inf;
+      a.lo[h] = nz < a.lo[h] ? nz : a.lo[h];
     }
-    r.sumsq[h] = sumsq, r.s1[h] = s1, r.s2[h] = s2, r.hi[h] = hi, r.lo[h] = lo;
-    r.zeros[h] = zeros, r.sub[h] = sub, r.bad[h] = bad;
-  }
+  r = a;
 }
 
-// Values as float64, a block at a time (a plain loop, vectorised).
-constexpr std::size_t kBlock = 256;
-
-// Sums shifted by x[0]; false (and s untouched) if a value is not finite.
+// Sums shifted by x[0]; false (and s untouched) if a value is not finite. 16-bit values are
+// widened to float a block at a time; the last block is padded with zeros, taken out after.
 template <class T>
 bool lane_stats(const T* x, std::size_t n, Stats& s) {
+  using Wide = std::conditional_t<std::is_floating_point_v<T>, T, float>;
+  constexpr std::size_t kBlock = 1024;
   const double shift = to_double(x[0]);
   Lanes r;
-  r.lo[0] += INFINITY, r.lo[1] += INFINITY;
-  alignas(64) double buf[kBlock];
-  alignas(64) double valid[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  for (auto& v : r.lo) v += INFINITY;
+  alignas(64) Wide buf[kBlock];
+  std::size_t pad = 0;
   for (std::size_t i = 0; i < n; i += kBlock) {
-    const std::size_t m = std::min(kBlock, n - i), padded = (m + 7) & ~std::size_t(7);
-    for (std::size_t j = 0; j < m; ++j) buf[j] = to_double(x[i + j]);
-    for (std::size_t j = m; j < padded; ++j) buf[j] = 0, valid[j % 8] = 0;  // zeros that count for nothing
-    add_lanes(buf, padded, shift, tiny<T>(), valid, r);
+    const std::size_t m = std::min(kBlock, n - i), whole = m / kLanes * kLanes;
+    const Wide* block = reinterpret_cast<const Wide*>(x + i);
+    if constexpr (!std::is_same_v<Wide, T>) {
+      for (std::size_t j = 0; j < m; ++j) buf[j] = static_cast<float>(x[i + j]);
+      block = buf;
+    }
+    if (whole) add_lanes(block, whole, shift, tiny<T>(), r);
+    if (whole < m) {
+      alignas(64) Wide last[kLanes] = {};
+      for (std::size_t j = whole; j < m; ++j) last[j - whole] = block[j];
+      pad = kLanes - (m - whole);
+      add_lanes(last, kLanes, shift, tiny<T>(), r);
+    }
   }
-  double nonfinite = 0;
-  for (int l = 0; l < 8; ++l) nonfinite += r.bad[l / 4][l % 4];
-  if (nonfinite > 0) return false;
+  double sums = 0, min_nz = INFINITY, z = 0, u = 0;
+  for (int l = 0; l < kLanes; ++l) sums += r.sumsq[l / 4][l % 4] + r.s1[l / 4][l % 4] + r.s2[l / 4][l % 4];
+  if (!std::isfinite(sums)) return false;  // a NaN or infinity (or squares past float64)
   s.count = n, s.shift = shift;
-  double min_nz = INFINITY, z = 0, u = 0;
-  for (int l = 0; l < 8; ++l) {
+  for (int l = 0; l < kLanes; ++l) {
     const int h = l / 4, k = l % 4;
-    s.sumsq += r.sumsq[h][k], s.s1 += r.s1[h][k], s.s2 += r.s2[h][k], z += r.zeros[h][k], u += r.sub[h][k];
+    s.sumsq += r.sumsq[h][k], s.s1 += r.s1[h][k], s.s2 += r.s2[h][k], z += r.zeros[h][k], u += r.small[h][k];
     s.max_abs = std::max(s.max_abs, r.hi[h][k]);
     min_nz = std::min(min_nz, r.lo[h][k]);
   }
-  s.zeros = std::uint64_t(z), s.subnormal = std::uint64_t(u);
+  const double p = double(pad);  // each padding zero added -shift to s1, shift^2 to s2, 1 to both counts
+  s.s1 += p * shift, s.s2 -= p * shift * shift, z -= p, u -= p;
+  s.zeros = std::uint64_t(z), s.subnormal = std::uint64_t(u - z);
   s.min_abs_nonzero = min_nz == INFINITY ? 0 : min_nz;
   return true;
 }
 
+// Whether no value has the all-ones exponent of infinity and NaN: an unsigned maximum over the
+// exponent bits (vectorises).
 template <class T>
 GRADSIM_CLONES bool all_finite_t(const T* x, std::size_t n) {
-  // Finite values times 0 are 0; infinities and NaN make NaN. No branch: vectorises.
-  T acc[8] = {};
-  std::size_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += x[i + std::size_t(l)] * T(0);
-  for (; i < n; ++i) acc[0] += x[i] * T(0);
-  T sum = T(0);
-  for (T v : acc) sum += v;
-  return sum == T(0);
+  if constexpr (std::is_floating_point_v<T>) {
+    using U = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+    constexpr U mask = sizeof(T) == 4 ? U(0x7f800000u) : U(0x7ff0000000000000ull);
+    U top = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      U bits;
+      std::memcpy(&bits, x + i, sizeof bits);
+      bits &= mask;
+      top = bits > top ? bits : top;
+    }
+    return top != mask;
+  } else {
+    bool ok = true;
+    for (std::size_t i = 0; i < n; ++i) ok = ok && std::isfinite(to_double(x[i]));
+    return ok;
+  }
 }
 
 }  // namespace
