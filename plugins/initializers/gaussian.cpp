@@ -12,10 +12,13 @@ class Gaussian final : public gradsim::Initializer {
   explicit Gaussian(const gradsim::Params& p)
       : gain_(p.number("gain")), bias_std_(p.number("bias_std")) {}
 
-  void fill(gradsim::WeightRole role, std::size_t fan_in, std::size_t, gradsim::Matrix<double>& value,
+  void fill(gradsim::WeightRole role, std::size_t fan_in, std::size_t fan_out, gradsim::Matrix<double>& value,
             gradsim::Rng& rng) const override {
-    const double std = role == gradsim::WeightRole::bias ? bias_std_ : gain_ / std::sqrt(double(fan_in));
-    rng.fill_normal(value, std);
+    rng.fill_normal(value, *normal_std(role, fan_in, fan_out));
+  }
+
+  std::optional<double> normal_std(gradsim::WeightRole role, std::size_t fan_in, std::size_t) const override {
+    return role == gradsim::WeightRole::bias ? bias_std_ : gain_ / std::sqrt(double(fan_in));
   }
 
   std::optional<gradsim::Variances> variances(std::size_t, std::size_t) const override {

@@ -24,10 +24,15 @@ class He final : public gradsim::Initializer {
       value.setZero();
       return;
     }
-    const double std = gain_ / std::sqrt(double(fan_out_ ? fan_out : fan_in));
+    const double std = std_of(fan_in, fan_out);
     if (!uniform_) return rng.fill_normal(value, std);
-    const double bound = std * std::sqrt(3.0);
+    const double bound = std * std::sqrt(3.0);  // U(-b, b) has variance b^2 / 3
     rng.fill_uniform(value, -bound, bound);
+  }
+
+  std::optional<double> normal_std(gradsim::WeightRole role, std::size_t fan_in, std::size_t fan_out) const override {
+    if (role == gradsim::WeightRole::bias || uniform_) return std::nullopt;
+    return std_of(fan_in, fan_out);
   }
 
   // Var W = gain^2 / fan = sigma_w2 / fan_in.
@@ -36,6 +41,7 @@ class He final : public gradsim::Initializer {
   }
 
  private:
+  double std_of(std::size_t fan_in, std::size_t fan_out) const { return gain_ / std::sqrt(double(fan_out_ ? fan_out : fan_in)); }
   bool fan_out_, uniform_;
   double gain_;
 };

@@ -12,4 +12,4 @@ from .traces import CorruptTraces, Traces, read
 from .frames import configuration_of, layers_frame, sims_frame, verdict
 
 __all__ = ["read", "Traces", "CorruptTraces", "layers_frame", "sims_frame", "configuration_of", "verdict"]
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -27,6 +27,12 @@ class GRADSIM_EXPORT Initializer {
   /// The variances fill() draws a weight of these fans from; nullopt when its entries are not
   /// draws of mean 0 and one variance (identity) - then no mean-field theory applies.
   virtual std::optional<Variances> variances(std::size_t fan_in, std::size_t fan_out) const = 0;
+  /// When all fill() does for a weight of this role and fans is rng.fill_normal(value, std):
+  /// that std. The engine then draws straight into the simulated format (the same values,
+  /// without the float64 copy); `gradsim gradcheck` checks that fill() agrees. Default: none.
+  virtual std::optional<double> normal_std(WeightRole, std::size_t /*fan_in*/, std::size_t /*fan_out*/) const {
+    return std::nullopt;
+  }
 };
 
 }  // namespace gradsim

@@ -112,6 +112,11 @@ std::vector<CheckResult> check_initializer(const Initializer& init, std::uint64_
       init.fill(role, fan_in, fan_out, m, a);
       init.fill(role, fan_in, fan_out, again, b);
       const std::string name = std::string(w ? "W " : "b ") + shape;
+      if (const auto std = init.normal_std(role, fan_in, fan_out)) {  // what the engine draws instead of fill()
+        Matrix<double> direct(m.rows(), m.cols());
+        Rng(seed, 1).fill_normal(direct, *std);
+        out.push_back({name + " = fill_normal(normal_std)", (m - direct).cwiseAbs().maxCoeff(), 0});
+      }
       const auto v = init.variances(fan_in, fan_out);
       if (!v) {
         out.push_back({name + " finite", m.allFinite() ? 0.0 : 1.0, 0});

@@ -31,22 +31,32 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
   // Weights: drawn in float64 and rounded to T, so every format starts from the same numbers.
   // Each has its own random stream, keyed by its block and name, so that adding a mitigation
   // (a projection, a norm) leaves the draws of every other weight as they were.
+  // Gaussian draws go straight into T (the same values: fill_normal rounds each once).
   store_.resize(net_.weights.size());
+  Matrix<double> w;
   for (std::size_t k = 0; k < store_.size(); ++k) {
     const auto& slot = net_.weights[k];
     const auto& d = slot.decl;
-    Matrix<double> w(Eigen::Index(d.rows), Eigen::Index(d.cols));
+    const auto rows = Eigen::Index(d.rows), cols = Eigen::Index(d.cols);
     Rng rng(spec.seed(), mix64(std::uint64_t(slot.block) + 0x100) ^ name_hash(d.name));
-    switch (d.init) {
-      case WeightInit::constant: w.setConstant(d.constant); break;
-      case WeightInit::initializer: net_.init->fill(d.role, d.fan_in, d.fan_out, w, rng); break;
-      case WeightInit::layer: slot.owner->init_weight(slot.index, w, rng); break;
+    auto& value = store_[k].value;
+    if (const auto std = d.init == WeightInit::initializer ? net_.init->normal_std(d.role, d.fan_in, d.fan_out)
+                                                           : std::nullopt) {
+      value.resize(rows, cols);
+      rng.fill_normal(value, *std);
+    } else {
+      w.resize(rows, cols);
+      switch (d.init) {
+        case WeightInit::constant: w.setConstant(d.constant); break;
+        case WeightInit::initializer: net_.init->fill(d.role, d.fan_in, d.fan_out, w, rng); break;
+        case WeightInit::layer: slot.owner->init_weight(slot.index, w, rng); break;
+      }
+      if (w.rows() != rows || w.cols() != cols)
+        throw Error("weight \"" + d.name + "\" of block " + std::to_string(slot.block) + " was initialised as " +
+                    shape(w.rows(), w.cols()) + ", declared " + shape(rows, cols));
+      value = w.cast<T>();
     }
-    if (w.rows() != Eigen::Index(d.rows) || w.cols() != Eigen::Index(d.cols))
-      throw Error("weight \"" + d.name + "\" of block " + std::to_string(slot.block) + " was initialised as " +
-                  shape(w.rows(), w.cols()) + ", declared " + shape(Eigen::Index(d.rows), Eigen::Index(d.cols)));
-    store_[k].value = w.cast<T>();
-    store_[k].grad = Matrix<T>::Zero(w.rows(), w.cols());
+    store_[k].grad.resize(rows, cols);  // zeroed by every backward()
     refs_.push_back({d.name, d.role, slot.block, &store_[k].value, &store_[k].grad});
   }
   // One context per node (and per projection): the weights it sees, a random stream.
