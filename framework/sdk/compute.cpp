@@ -3,14 +3,22 @@
 //
 // Products: OpenBLAS, one thread per call (one simulation runs on one thread; parallelism
 // comes from running many). Debian's OpenBLAS picks its kernels for the CPU it runs on
-// (AVX-512, AVX2, ...), so one binary runs at full speed on any x86-64 machine. Loops over arrays are
+// (AVX-512, AVX2, ...), so one binary runs at full speed on any x86-64 machine. Its pthread
+// build is the one that may be called from several threads at once; it starts a pool of
+// threads as it loads, which spin on the other cores for a while (measured: 15 % of the small
+// benchmark sweep on 2 cores), unless OPENBLAS_NUM_THREADS is 1 then. So the library loads
+// it itself, once, with that variable set for the moment of loading. Loops over arrays are
 // compiled for three instruction-set levels and chosen when the library loads (target_clones).
 #include <gradsim/compute.hpp>
 
 #include <cblas.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "simd.hpp"
@@ -19,10 +27,32 @@ namespace gradsim {
 
 namespace {
 
-// No threads inside a product: every call runs on the thread that makes it.
-[[maybe_unused]] const bool kSerial = [] {
-  openblas_set_num_threads(1);
-  return true;
+struct Blas {
+  decltype(&cblas_sgemm) sgemm;
+  decltype(&cblas_dgemm) dgemm;
+};
+
+// Runs while the library loads, before main() and before any other thread exists.
+const Blas blas = [] {
+  const char* name = "OPENBLAS_NUM_THREADS";
+  const char* before = std::getenv(name);
+  const std::string saved = before ? before : "";
+  ::setenv(name, "1", 1);
+  void* lib = ::dlopen(GRADSIM_OPENBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
+  if (before) ::setenv(name, saved.c_str(), 1);
+  else ::unsetenv(name);
+  Blas b{};
+  if (lib) {
+    b.sgemm = reinterpret_cast<decltype(&cblas_sgemm)>(::dlsym(lib, "cblas_sgemm"));
+    b.dgemm = reinterpret_cast<decltype(&cblas_dgemm)>(::dlsym(lib, "cblas_dgemm"));
+  }
+  if (!b.sgemm || !b.dgemm) {
+    const char* why = lib ? "no cblas_sgemm/cblas_dgemm in it" : ::dlerror();
+    std::fprintf(stderr, "gradsim: error: cannot load OpenBLAS from %s (%s); install it: sudo apt-get install "
+                 "libopenblas0-pthread (or run scripts/deps.sh)\n", GRADSIM_OPENBLAS_LIBRARY, why);
+    std::_Exit(1);
+  }
+  return b;
 }();
 
 CBLAS_TRANSPOSE op(bool t) { return t ? CblasTrans : CblasNoTrans; }
@@ -41,10 +71,10 @@ void gemm(const P* a, Eigen::Index a_rows, Eigen::Index a_cols, const P* b, Eige
   }
   const blasint lda = blasint(std::max<Eigen::Index>(1, a_rows)), ldb = blasint(std::max<Eigen::Index>(1, b_rows));
   if constexpr (std::is_same_v<P, float>)
-    cblas_sgemm(CblasColMajor, op(how.transpose_a), op(how.transpose_b), blasint(m), blasint(n), blasint(k), 1.0f,
+    blas.sgemm(CblasColMajor, op(how.transpose_a), op(how.transpose_b), blasint(m), blasint(n), blasint(k), 1.0f,
                 a, lda, b, ldb, beta, c, blasint(m));
   else
-    cblas_dgemm(CblasColMajor, op(how.transpose_a), op(how.transpose_b), blasint(m), blasint(n), blasint(k), 1.0,
+    blas.dgemm(CblasColMajor, op(how.transpose_a), op(how.transpose_b), blasint(m), blasint(n), blasint(k), 1.0,
                 a, lda, b, ldb, beta, c, blasint(m));
 }
 
