@@ -42,86 +42,132 @@ Stats scalar_stats(const T* x, std::size_t n) {
   return s;
 }
 
-// Sixteen float64 lanes, as four GCC vectors of four: the same operations in the same order
-// on every instruction set (AVX-512 and AVX2 registers, or pairs of SSE2 ones; this file is
-// compiled without contracting a * b + c into FMA, which only some of them have). Four
-// independent sets of partial sums keep the adders busy. (Vectors of eight would be split
-// into scalars in the AVX-512 clone by GCC 12.)
+// Sixteen lanes, in GCC vectors of 32 bytes: the same operations in the same order on every
+// instruction set (AVX-512 and AVX2 registers, or pairs of SSE2 ones; this file is compiled
+// without contracting a * b + c into FMA, which only some of them have), so the results do not
+// depend on the CPU. The sums run in float64 (four vectors of four). Counts and extremes run on
+// the values' bits: for |x| (the sign bit cleared) the order of the bits as unsigned integers
+// is the order of the magnitudes, exactly, with 8 float (4 double) lanes per vector.
 using v4d = double __attribute__((vector_size(32)));
 using v4f = float __attribute__((vector_size(16)));
-constexpr int kSets = 4, kLanes = 4 * kSets;
+constexpr int kLanes = 16;
 
-struct Lanes {
-  v4d sumsq[kSets]{}, s1[kSets]{}, s2[kSets]{}, hi[kSets]{}, lo[kSets]{}, zeros[kSets]{}, small[kSets]{};
+template <class W>
+struct BitsOf;
+template <>
+struct BitsOf<float> {
+  using U = std::uint32_t;
+  using V = std::uint32_t __attribute__((vector_size(32)));
+  using S = std::int32_t __attribute__((vector_size(32)));
+};
+template <>
+struct BitsOf<double> {
+  using U = std::uint64_t;
+  using V = std::uint64_t __attribute__((vector_size(32)));
+  using S = std::int64_t __attribute__((vector_size(32)));
 };
 
-// Adds x[0, n) (float or double, n a multiple of 16) to the lanes. Non-finite values make the
-// sums non-finite.
-template <class T>
-GRADSIM_CLONES void add_lanes(const T* x, std::size_t n, double shift, double tiny, Lanes& r) {
-  const v4d zero = {}, one = zero + 1, inf = zero + INFINITY;
-  Lanes a = r;
-  for (std::size_t j = 0; j < n; j += kLanes)
-    for (int h = 0; h < kSets; ++h) {
+template <class W>
+struct Lanes {
+  using V = typename BitsOf<W>::V;
+  static constexpr int kSets = kLanes * int(sizeof(W)) / 32;
+  v4d sumsq[4]{}, s1[4]{}, s2[4]{};
+  V hi[kSets]{}, lo[kSets]{};  // max |x| bits; min of (|x| bits - 1): 0 wraps to the largest
+  std::uint64_t zeros = 0, small = 0;
+};
+
+// Adds x[0, n) (n a multiple of 16, at most 2^31) to the lanes. Non-finite values make the
+// sums non-finite. `tiny`: the bits of the smallest normal magnitude of the simulated format.
+template <class W>
+GRADSIM_CLONES void add_lanes(const W* x, std::size_t n, double shift, typename BitsOf<W>::U tiny, Lanes<W>& r) {
+  using B = BitsOf<W>;
+  using V = typename B::V;
+  using S = typename B::S;
+  constexpr int kSets = Lanes<W>::kSets;
+  constexpr typename B::U magnitude = ~typename B::U(0) >> 1;
+  Lanes<W> a = r;
+  S zeros[kSets]{}, small[kSets]{};  // minus the counts (a true comparison is -1)
+  for (std::size_t j = 0; j < n; j += kLanes) {
+    for (int h = 0; h < 4; ++h) {
       v4d v;
-      if constexpr (std::is_same_v<T, double>) {
+      if constexpr (std::is_same_v<W, double>) {
         std::memcpy(&v, x + j + std::size_t(4 * h), sizeof v);
       } else {
         v4f f;
         std::memcpy(&f, x + j + std::size_t(4 * h), sizeof f);
         v = __builtin_convertvector(f, v4d);
       }
-      const v4d mag = v < 0 ? -v : v, d = v - shift;
+      const v4d d = v - shift;
       a.sumsq[h] += v * v, a.s1[h] += d, a.s2[h] += d * d;
-      a.zeros[h] += mag == 0 ? one : zero;
-      a.small[h] += mag < tiny ? one : zero;  // zeros and subnormals
-      a.hi[h] = mag > a.hi[h] ? mag : a.hi[h];
-      const v4d nz = mag > 0 ? mag : inf;
-      a.lo[h] = nz < a.lo[h] ? nz : a.lo[h];
     }
+    for (int k = 0; k < kSets; ++k) {
+      V b;
+      std::memcpy(&b, x + j + std::size_t(k) * (32 / sizeof(W)), sizeof b);
+      b &= magnitude;
+      zeros[k] += b == 0;
+      small[k] += b < tiny;  // zeros and subnormals
+      a.hi[k] = b > a.hi[k] ? b : a.hi[k];
+      const V m = b - 1;
+      a.lo[k] = m < a.lo[k] ? m : a.lo[k];
+    }
+  }
+  for (int k = 0; k < kSets; ++k)
+    for (int l = 0; l < int(32 / sizeof(W)); ++l)
+      a.zeros -= std::uint64_t(std::int64_t(zeros[k][l])), a.small -= std::uint64_t(std::int64_t(small[k][l]));
   r = a;
+}
+
+template <class W>
+double from_bits(typename BitsOf<W>::U bits) {
+  W w;
+  std::memcpy(&w, &bits, sizeof w);
+  return double(w);
 }
 
 // Sums shifted by x[0]; false (and s untouched) if a value is not finite. 16-bit values are
 // widened to float a block at a time; the last block is padded with zeros, taken out after.
 template <class T>
 bool lane_stats(const T* x, std::size_t n, Stats& s) {
-  using Wide = std::conditional_t<std::is_floating_point_v<T>, T, float>;
+  using W = std::conditional_t<std::is_floating_point_v<T>, T, float>;
+  using U = typename BitsOf<W>::U;
   constexpr std::size_t kBlock = 1024;
   const double shift = to_double(x[0]);
-  Lanes r;
-  for (auto& v : r.lo) v += INFINITY;
-  alignas(64) Wide buf[kBlock];
+  const W small = W(tiny<T>());
+  U tiny_bits;
+  std::memcpy(&tiny_bits, &small, sizeof tiny_bits);
+  Lanes<W> r;
+  for (auto& v : r.lo) v = ~v;  // all ones
+  alignas(64) W buf[kBlock];
   std::size_t pad = 0;
   for (std::size_t i = 0; i < n; i += kBlock) {
     const std::size_t m = std::min(kBlock, n - i), whole = m / kLanes * kLanes;
-    const Wide* block = reinterpret_cast<const Wide*>(x + i);
-    if constexpr (!std::is_same_v<Wide, T>) {
+    const W* block = reinterpret_cast<const W*>(x + i);
+    if constexpr (!std::is_same_v<W, T>) {
       for (std::size_t j = 0; j < m; ++j) buf[j] = static_cast<float>(x[i + j]);
       block = buf;
     }
-    if (whole) add_lanes(block, whole, shift, tiny<T>(), r);
+    if (whole) add_lanes(block, whole, shift, tiny_bits, r);
     if (whole < m) {
-      alignas(64) Wide last[kLanes] = {};
+      alignas(64) W last[kLanes] = {};
       for (std::size_t j = whole; j < m; ++j) last[j - whole] = block[j];
       pad = kLanes - (m - whole);
-      add_lanes(last, kLanes, shift, tiny<T>(), r);
+      add_lanes(last, kLanes, shift, tiny_bits, r);
     }
   }
-  double sums = 0, min_nz = INFINITY, z = 0, u = 0;
+  double sums = 0;
   for (int l = 0; l < kLanes; ++l) sums += r.sumsq[l / 4][l % 4] + r.s1[l / 4][l % 4] + r.s2[l / 4][l % 4];
   if (!std::isfinite(sums)) return false;  // a NaN or infinity (or squares past float64)
   s.count = n, s.shift = shift;
-  for (int l = 0; l < kLanes; ++l) {
-    const int h = l / 4, k = l % 4;
-    s.sumsq += r.sumsq[h][k], s.s1 += r.s1[h][k], s.s2 += r.s2[h][k], z += r.zeros[h][k], u += r.small[h][k];
-    s.max_abs = std::max(s.max_abs, r.hi[h][k]);
-    min_nz = std::min(min_nz, r.lo[h][k]);
-  }
-  const double p = double(pad);  // each padding zero added -shift to s1, shift^2 to s2, 1 to both counts
-  s.s1 += p * shift, s.s2 -= p * shift * shift, z -= p, u -= p;
-  s.zeros = std::uint64_t(z), s.subnormal = std::uint64_t(u - z);
-  s.min_abs_nonzero = min_nz == INFINITY ? 0 : min_nz;
+  for (int l = 0; l < kLanes; ++l) s.sumsq += r.sumsq[l / 4][l % 4], s.s1 += r.s1[l / 4][l % 4], s.s2 += r.s2[l / 4][l % 4];
+  U hi = 0, lo = ~U(0);
+  for (int k = 0; k < Lanes<W>::kSets; ++k)
+    for (int l = 0; l < int(32 / sizeof(W)); ++l) hi = std::max<U>(hi, r.hi[k][l]), lo = std::min<U>(lo, r.lo[k][l]);
+  // Each padding zero added -shift to s1, shift^2 to s2 and 1 to both counts.
+  const double p = double(pad);
+  s.s1 += p * shift, s.s2 -= p * shift * shift;
+  s.zeros = r.zeros - pad, s.subnormal = r.small - r.zeros;
+  s.max_abs = from_bits<W>(hi);
+  s.min_abs_nonzero = lo == ~U(0) ? 0 : from_bits<W>(lo + 1);
   return true;
 }
 
