@@ -131,6 +131,19 @@ void map_times_impl(const Matrix<T>& x, const Matrix<T>& g, Matrix<T>& y, Scalar
   }
 }
 
+template <class T>
+void map_times_impl(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& g, Matrix<T>& out, PairKernel<T> k,
+                    const void* fn) {
+  out.resize(x.rows(), x.cols());
+  const std::size_t n = std::size_t(x.size());
+  alignas(64) T buf[kChunk];
+  for (std::size_t i = 0; i < n; i += kChunk) {
+    const std::size_t m = std::min(kChunk, n - i);
+    k(fn, x.data() + i, y.data() + i, buf, m);
+    simd::multiply(g.data() + i, buf, out.data() + i, m);
+  }
+}
+
 }  // namespace
 
 #define GRADSIM_DEFINE_COMPUTE(T)                                                                    \
@@ -138,6 +151,10 @@ void map_times_impl(const Matrix<T>& x, const Matrix<T>& g, Matrix<T>& y, Scalar
   void map(const Matrix<T>& x, Matrix<T>& y, ScalarKernel<T> k, const void* fn) { map_impl(x, y, k, fn); } \
   void map_times(const Matrix<T>& x, const Matrix<T>& g, Matrix<T>& y, ScalarKernel<T> k, const void* fn) { \
     map_times_impl(x, g, y, k, fn);                                                                  \
+  }                                                                                                  \
+  void map_times(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& g, Matrix<T>& out, PairKernel<T> k, \
+                 const void* fn) {                                                                   \
+    map_times_impl(x, y, g, out, k, fn);                                                             \
   }                                                                                                  \
   double norm_f64(const Matrix<T>& m) { return simd::norm(m.data(), std::size_t(m.size())); }       \
   double max_abs_f64(const Matrix<T>& m) { return simd::max_abs(m.data(), std::size_t(m.size())); }

@@ -4,6 +4,7 @@
 struct Sigmoid {
   static constexpr const char* help = "logistic: f(x) = 1 / (1 + exp(-x))";
   template <class T> static T f(T x) { return T(1) / (T(1) + gradsim::fn::exp(-x)); }
-  template <class T> static T df(T x) { const T s = f(x); return s * (T(1) - s); }
+  template <class T> static T df(T x) { return df(x, f(x)); }
+  template <class T> static T df(T, T s) { return s * (T(1) - s); }  // from s = sigmoid(x)
 };
 GRADSIM_ACTIVATION("sigmoid", Sigmoid)

@@ -4,6 +4,7 @@
 struct Tanh {
   static constexpr const char* help = "hyperbolic tangent: f(x) = tanh(x)";
   template <class T> static T f(T x) { return gradsim::fn::tanh(x); }
-  template <class T> static T df(T x) { const T t = gradsim::fn::tanh(x); return T(1) - t * t; }
+  template <class T> static T df(T x) { return df(x, f(x)); }
+  template <class T> static T df(T, T y) { return T(1) - y * y; }  // from y = tanh(x)
 };
 GRADSIM_ACTIVATION("tanh", Tanh)

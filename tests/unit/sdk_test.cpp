@@ -182,6 +182,14 @@ TEST(Activation, ElementwiseActivationsExposeTheirScalarFunctionsAndKinks) {
       const double h = 1e-6, fd = (ew->f_at(x + h) - ew->f_at(x - h)) / (2 * h);
       EXPECT_NEAR(ew->df_at(x), fd, 1e-6 * std::max(1.0, std::fabs(fd))) << e.info->name << " at " << x;
     }
+    // f' from x and y = f(x), where the plugin has it, is exactly f'(x).
+    if (ew->df_xy)
+      for (double x : {-3.1, -0.7, -1e-3, 0.0, 0.4, 2.5, 9.0}) {
+        const double y = ew->f_at(x);
+        double from_xy;
+        ew->df_xy(ew->fn, &x, &y, &from_xy, 1);
+        EXPECT_EQ(from_xy, ew->df_at(x)) << e.info->name << " at " << x;
+      }
     // Where f' jumps by more than rounding, a kink must be declared.
     for (double x : {-1.0, 0.0, 1.0}) {
       const double jump = std::fabs(ew->df_at(x + 1e-9) - ew->df_at(x - 1e-9));

@@ -19,6 +19,7 @@ struct Elementwise {
   const void* fn = nullptr;          ///< the plugin's function object (holds its parameters)
   ScalarKernel<T> f = nullptr;       ///< y = f(x)
   ScalarKernel<T> df = nullptr;      ///< y = f'(x)
+  PairKernel<T> df_xy = nullptr;     ///< out = f'(x) from x and y = f(x), if the plugin has one
   std::vector<double> kinks;         ///< points where f' jumps (relu: 0), for integration
 
   double f_at(double x) const requires std::is_same_v<T, double> { double y; f(fn, &x, &y, 1); return y; }
@@ -44,6 +45,11 @@ template <class F, class = void>
 struct has_kinks : std::false_type {};
 template <class F>
 struct has_kinks<F, std::void_t<decltype(std::declval<const F&>().kinks())>> : std::true_type {};
+template <class F, class = void>
+struct has_df_xy : std::false_type {};
+template <class F>
+struct has_df_xy<F, std::void_t<decltype(std::declval<const F&>().template df<double>(1.0, 1.0))>>
+    : std::true_type {};
 }  // namespace detail
 
 /// Runs an elementwise activation F, written as two scalar templates
@@ -52,18 +58,22 @@ struct has_kinks<F, std::void_t<decltype(std::declval<const F&>().kinks())>> : s
 /// If F is constructible from Params, it is built from the spec's parameters and f/df may be
 /// non-static members reading them (e.g. a leaky_relu slope). An optional member
 ///   std::vector<double> kinks() const;   // where f' jumps
-/// tells theory where to split its integrals.
+/// tells theory where to split its integrals, and an optional
+///   template <class T> static T df(T x, T y);   // f'(x) given y = f(x), equal to df(x)
+/// (tanh: 1 - y^2) saves computing f again in the backward pass.
 template <class F, class T>
 class ElementwiseActivation final : public Activation<T> {
  public:
   explicit ElementwiseActivation(const Params& p) : fn_(make(p)) {
     e_.fn = &fn_, e_.f = &f_kernel, e_.df = &df_kernel;
+    if constexpr (detail::has_df_xy<F>::value) e_.df_xy = &df_xy_kernel;
     if constexpr (detail::has_kinks<F>::value) e_.kinks = fn_.kinks();
   }
   ElementwiseActivation(const ElementwiseActivation&) = delete;  // e_.fn points at fn_
   void forward(const Matrix<T>& h, Matrix<T>& a) const override { map(h, a, e_.f, e_.fn); }
-  void backward(const Matrix<T>& h, const Matrix<T>&, const Matrix<T>& da, Matrix<T>& dh) const override {
-    map_times(h, da, dh, e_.df, e_.fn);
+  void backward(const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& da, Matrix<T>& dh) const override {
+    if (e_.df_xy) map_times(h, a, da, dh, e_.df_xy, e_.fn);
+    else map_times(h, da, dh, e_.df, e_.fn);
   }
   const Elementwise<T>* elementwise() const override { return &e_; }
 
@@ -80,6 +90,10 @@ class ElementwiseActivation final : public Activation<T> {
   GRADSIM_CLONES static void df_kernel(const void* fn, const T* x, T* y, std::size_t n) {
     const F& g = *static_cast<const F*>(fn);
     for (std::size_t i = 0; i < n; ++i) y[i] = g.template df<T>(x[i]);
+  }
+  GRADSIM_CLONES static void df_xy_kernel(const void* fn, const T* x, const T* y, T* out, std::size_t n) {
+    const F& g = *static_cast<const F*>(fn);
+    for (std::size_t i = 0; i < n; ++i) out[i] = g.template df<T>(x[i], y[i]);
   }
   F fn_;
   Elementwise<T> e_;

@@ -21,6 +21,10 @@ struct Product {
 template <class T>
 using ScalarKernel = void (*)(const void* fn, const T* x, T* y, std::size_t n);
 
+/// The same with two inputs: out[i] = g(x[i], y[i]) (an activation's f' from x and y = f(x)).
+template <class T>
+using PairKernel = void (*)(const void* fn, const T* x, const T* y, T* out, std::size_t n);
+
 #define GRADSIM_DECLARE_COMPUTE(T)                                                                \
   /** c = op(a) op(b), or c += op(a) op(b). float64 and float32: one product in T. bfloat16 and \
       float16: computed and accumulated in float32, rounded to T once (as GPU libraries and     \
@@ -31,6 +35,9 @@ using ScalarKernel = void (*)(const void* fn, const T* x, T* y, std::size_t n);
   /** y = g * k(x) elementwise: the backward pass of y = f(x) with k = f'. */                    \
   GRADSIM_EXPORT void map_times(const Matrix<T>& x, const Matrix<T>& g, Matrix<T>& y,            \
                                 ScalarKernel<T> k, const void* fn);                               \
+  /** out = g * k(x, y) elementwise: the backward pass of y = f(x) with k(x, f(x)) = f'(x). */   \
+  GRADSIM_EXPORT void map_times(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& g,      \
+                                Matrix<T>& out, PairKernel<T> k, const void* fn);                 \
   /** ||m||_F accumulated in float64 whatever T is, so that measuring cannot overflow. */        \
   GRADSIM_EXPORT double norm_f64(const Matrix<T>& m);                                             \
   /** max |m_ij| in float64 (NaN if m holds one; 0 if m is empty). */                             \

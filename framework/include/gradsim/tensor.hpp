@@ -43,7 +43,7 @@ namespace fn {
   }
 #define GRADSIM_VMATH_FN(name) \
   template <class U>           \
-  double vmath_##name(U x) { return vmath::name(double(x)); }
+  double vmath_##name(U x) { return vmath::name<vmath::kTerms<U>>(double(x)); }
 GRADSIM_VMATH_FN(exp)
 GRADSIM_VMATH_FN(expm1)
 GRADSIM_VMATH_FN(tanh)

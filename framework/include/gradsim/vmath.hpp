@@ -28,39 +28,58 @@ inline double pow2(double k) {
   std::memcpy(&out, &bits, 8);
   return out;
 }
-/// e^r - 1 for |r| <= 0.5 by its Taylor series to r^16 (truncation below 2e-20 relative).
+/// 1/k! for k <= N (N! exact for N <= 18; one rounding each).
+template <int N>
+struct InverseFactorials {
+  double c[N + 1] = {};
+  constexpr InverseFactorials() {
+    double f = 1;
+    for (int k = 0; k <= N; ++k) f *= k > 0 ? k : 1, c[k] = 1 / f;
+  }
+};
+template <int N>
+inline constexpr InverseFactorials<N> kInverseFactorials{};
+
+/// e^r - 1 for |r| <= 0.5 by its Taylor series to r^N. Truncation: 0.5^(N+1)/(N+1)!, below
+/// 2e-20 for N = 16, 1.2e-11 for N = 10.
+template <int N>
 inline double expm1_small(double r) {
-  double p = 1.0 / 20922789888000.0;  // 1/16!
-  constexpr double inv[] = {1.0 / 1307674368000.0, 1.0 / 87178291200.0, 1.0 / 6227020800.0, 1.0 / 479001600.0,
-                            1.0 / 39916800.0,      1.0 / 3628800.0,     1.0 / 362880.0,     1.0 / 40320.0,
-                            1.0 / 5040.0,          1.0 / 720.0,         1.0 / 120.0,        1.0 / 24.0,
-                            1.0 / 6.0,             1.0 / 2.0,           1.0};
-  for (double c : inv) p = p * r + c;  // 1/15! ... 1/1!
+  const auto& c = kInverseFactorials<N>.c;
+  double p = c[N];
+  for (int k = N - 1; k >= 1; --k) p = p * r + c[k];
   return p * r;
 }
 }  // namespace detail
 
+/// The Taylor terms for float64 results; float32 (and 16-bit) ones need fewer, N = 10, for a
+/// value within 1e-10 before it is rounded.
+template <class T>
+inline constexpr int kTerms = sizeof(T) >= 8 ? 16 : 10;
+
 /// e^x.
+template <int N = 16>
 inline double exp(double x) {
   const double xc = x < -746.0 ? -746.0 : x > 710.0 ? 710.0 : x;  // NaN passes
   const double k = detail::round_int(xc * 1.4426950408889634);      // x / ln 2
   constexpr double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;
   const double r = (xc - k * ln2_hi) - k * ln2_lo;                   // |r| <= 0.35
   const double k1 = detail::round_int(k * 0.5), k2 = k - k1;         // 2^k in two normal steps
-  return (1 + detail::expm1_small(r)) * detail::pow2(k1) * detail::pow2(k2);
+  return (1 + detail::expm1_small<N>(r)) * detail::pow2(k1) * detail::pow2(k2);
 }
 
 /// e^x - 1, accurate near 0.
+template <int N = 16>
 inline double expm1(double x) {
-  const double small = detail::expm1_small(x < -0.5 ? -0.5 : x > 0.5 ? 0.5 : x);
-  const double large = exp(x) - 1;
+  const double small = detail::expm1_small<N>(x < -0.5 ? -0.5 : x > 0.5 ? 0.5 : x);
+  const double large = exp<N>(x) - 1;
   return x > -0.5 && x < 0.5 ? small : x == x ? large : x;
 }
 
 /// tanh x = e / (e + 2), e = expm1(2|x|), with the sign of x; 1 beyond |x| = 20.
+template <int N = 16>
 inline double tanh(double x) {
   const double a = x < 0 ? -x : x, ac = a > 20.0 ? 20.0 : a;  // NaN passes
-  const double e = expm1(2 * ac), t = e / (e + 2);
+  const double e = expm1<N>(2 * ac), t = e / (e + 2);
   return x < 0 ? -t : t;
 }
 
