@@ -100,8 +100,10 @@ inline double candidate(std::uint64_t bits) {
 
 // The rare draws the fast path leaves: the wedges and the tail, then fresh candidates from a
 // stream of their own, keyed by (key, j), until one is accepted.
+std::uint64_t slow_stream(std::uint64_t key, std::uint64_t j) { return mix64(key ^ mix64(j ^ 0x5851f42d4c957f2dull)); }
+
 double slow_normal(std::uint64_t key, std::uint64_t j) {
-  std::uint64_t stream = mix64(key ^ mix64(j ^ 0x5851f42d4c957f2dull)), count = 0;
+  std::uint64_t stream = slow_stream(key, j), count = 0;
   auto bits = [&] { return mix64(stream + count++); };
   auto uniform = [&] { return 2 - one_to_two(bits()); };  // (0, 1]
   std::uint64_t b = mix64(key + j);
@@ -208,6 +210,13 @@ const Candidates candidates = [] {
   return &candidates_scalar;
 }();
 
+// The first wedge test of slow_normal() for a batch of rejected candidates, in vector
+// registers (the same operations, so the same decisions): most of them end here.
+GRADSIM_CLONES void wedge_test(const double* x, const double* lo, const double* hi, const double* u, double* accept,
+                               std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) accept[i] = lo[i] + u[i] * (hi[i] - lo[i]) < vmath::exp(-0.5 * x[i] * x[i]);
+}
+
 }  // namespace
 
 void normal(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) {
@@ -215,7 +224,17 @@ void normal(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) 
   std::uint32_t rejected[kChunk];
   for (std::size_t i = 0; i < n; i += kChunk) {
     const std::size_t m = std::min(kChunk, n - i), k = candidates(key + first + i, out + i, m, rejected);
-    for (std::size_t j = 0; j < k; ++j) out[i + rejected[j]] = slow_normal(key, first + i + rejected[j]);
+    alignas(64) double x[kChunk], lo[kChunk], hi[kChunk], u[kChunk], accept[kChunk];
+    for (std::size_t r = 0; r < k; ++r) {
+      const std::uint64_t j = first + i + rejected[r], b = mix64(key + j);
+      const std::size_t layer = b & 0xff;
+      x[r] = (2 * one_to_two(b) - 3) * zig.x[layer];
+      lo[r] = layer ? zig.f[layer] : 2, hi[r] = layer ? zig.f[layer + 1] : 2;  // base layer: never accepted here
+      u[r] = 2 - one_to_two(mix64(slow_stream(key, j)));
+    }
+    wedge_test(x, lo, hi, u, accept, k);
+    for (std::size_t r = 0; r < k; ++r)
+      out[i + rejected[r]] = accept[r] != 0 ? x[r] : slow_normal(key, first + i + rejected[r]);
   }
 }
 
