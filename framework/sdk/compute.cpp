@@ -69,6 +69,15 @@ void gemm(const P* a, Eigen::Index a_rows, Eigen::Index a_cols, const P* b, Eige
     if (!how.accumulate) std::fill(c, c + m * n, P(0));
     return;
   }
+  // OpenBLAS's small-matrix kernel for op(a) = a^T runs at a third of its plain one (32 x 32:
+  // 52 against 134 GFLOP/s here): small a is transposed first, which costs far less.
+  thread_local std::vector<P> transposed;
+  if (how.transpose_a && !how.transpose_b && m * n * k <= (Eigen::Index(1) << 19)) {
+    transposed.resize(std::size_t(m * k));
+    for (Eigen::Index j = 0; j < k; ++j)
+      for (Eigen::Index i = 0; i < m; ++i) transposed[std::size_t(i + j * m)] = a[j + i * a_rows];
+    a = transposed.data(), a_rows = m, a_cols = k, how.transpose_a = false;
+  }
   const blasint lda = blasint(std::max<Eigen::Index>(1, a_rows)), ldb = blasint(std::max<Eigen::Index>(1, b_rows));
   if constexpr (std::is_same_v<P, float>)
     blas.sgemm(CblasColMajor, op(how.transpose_a), op(how.transpose_b), blasint(m), blasint(n), blasint(k), 1.0f,
