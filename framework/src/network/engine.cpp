@@ -26,8 +26,39 @@ Engine<T>::Engine(const v1::SimSpec& spec, const Registry& registry, Deadline de
     : Engine(spec, build_network<T>(spec, registry), deadline) {}
 
 template <class T>
+typename Engine<T>::Arrays& Engine<T>::spare() {
+  thread_local Arrays arrays;
+  return arrays;
+}
+
+template <class T>
+std::vector<std::size_t> Engine<T>::shapes() const {
+  std::vector<std::size_t> out{net_.batch, net_.input_width, net_.nodes.size()};
+  for (const auto& w : net_.weights) out.push_back(w.decl.rows), out.push_back(w.decl.cols);
+  for (const auto& n : net_.nodes)
+    out.push_back(n.use ? n.use->out_cols : 0), out.push_back(n.projection ? n.projection->out_cols : 0);
+  return out;
+}
+
+template <class T>
+Engine<T>::~Engine() {
+  auto& s = spare();
+  if (!s.shapes.empty()) return;  // another engine on this thread keeps its own
+  s.shapes = shapes();
+  s.store = std::move(store_), s.values = std::move(values_), s.projected = std::move(projected_);
+  s.d = std::move(d_), s.tmp = std::move(tmp_), s.skip_grad = std::move(skip_grad_), s.dx = std::move(dx_);
+}
+
+template <class T>
 Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
     : spec_(spec), net_(std::move(net)), deadline_(deadline) {
+  if (auto& s = spare(); !s.shapes.empty()) {  // the arrays the last engine on this thread left
+    if (s.shapes == shapes()) {
+      store_ = std::move(s.store), values_ = std::move(s.values), projected_ = std::move(s.projected);
+      d_ = std::move(s.d), tmp_ = std::move(s.tmp), skip_grad_ = std::move(s.skip_grad), dx_ = std::move(s.dx);
+    }
+    s = Arrays{};
+  }
   // Weights: drawn in float64 and rounded to T, so every format starts from the same numbers.
   // Each has its own random stream, keyed by its block and name, so that adding a mitigation
   // (a projection, a norm) leaves the draws of every other weight as they were.

@@ -32,6 +32,7 @@ class Engine {
   /// Builds the network of a resolved spec, then as above.
   Engine(const v1::SimSpec& spec, const Registry& registry, Deadline deadline = Deadline::max());
   Engine(const Engine&) = delete;  // contexts point into the store
+  ~Engine();
 
   /// Runs the simulation: one pass, or `train.steps` training steps, into `out`.
   void run(v1::SimTrace& out);
@@ -56,6 +57,18 @@ class Engine {
   struct Block {
     Stats out, grad, act_grad;  // of its output (forward), dL/dh and dL/da (backward)
   };
+  /// The arrays of one engine, kept per thread between simulations: a simulation of the shape
+  /// of the last one on its thread allocates none. Only for the same shapes: Eigen frees an
+  /// array before it allocates one of a new size, and a failed allocation would leave it
+  /// pointing at the freed memory.
+  struct Arrays {
+    std::vector<std::size_t> shapes;  // of the network they were made for
+    std::vector<Weight<T>> store;
+    std::vector<Matrix<T>> values, projected;
+    Matrix<T> d, tmp, skip_grad, dx;
+  };
+  static Arrays& spare();
+  std::vector<std::size_t> shapes() const;
   using Use = typename Network<T>::Use;
   Ctx<T> context(const Use& use, std::size_t call);
   void apply(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y);
