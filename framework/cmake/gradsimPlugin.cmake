@@ -30,6 +30,11 @@ function(gradsim_add_plugin name)
     target_link_libraries(${target} PRIVATE gradsim_sdk)
   endif()
   target_compile_definitions(${target} PRIVATE GRADSIM_PLUGIN_VERSION="${ARG_VERSION}")
+  # The elementwise kernels the SDK headers generate (compiled for AVX-512, AVX2 and SSE2,
+  # chosen at load time) are vectorised only with optimisation: without a build type, -O2.
+  if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)
+    target_compile_options(${target} PRIVATE -O2)
+  endif()
   set_target_properties(${target} PROPERTIES
     PREFIX "" OUTPUT_NAME gradsim-${name}
     CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON
