@@ -176,19 +176,32 @@ TEST_F(Sweep, SecondCtrlCQuitsAtOnce) {
 }
 
 // Two runs writing one file: the second is refused while the first holds it, and the first
-// finishes with a valid file.
+// (stopped with Ctrl-C afterwards) leaves a valid file. The first run's simulations sleep in
+// the `slow` fixture (64 ms each), so that it still runs however fast gradsim gets.
 TEST_F(Sweep, ASecondRunOnTheSameFileIsRefused) {
-  const pid_t pid = start({"run", "-q", path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"}, path("log"));
+  const std::string fixtures = std::string("--plugin-dir ") + GRADSIM_FIXTURE_GOOD_DIR + " ";
+  std::ofstream(path("long.textproto")) << "replicas: 1000 base { network { depth: 2 width: 4 activation { "
+                                           "name: \"slow\" params { name: \"ms\" number: 1 } } } batch: 8 }\n";
+  const pid_t pid = start({"--plugin-dir", GRADSIM_FIXTURE_GOOD_DIR, "run", "-q", path("long.textproto"), "-o",
+                           path("t.pb"), "--threads", "1"},
+                          path("log"));
   wait_for_records(path("t.pb"), 1);
   const auto second = sh("run -q " + path("s.textproto") + " -o " + path("t.pb"));
   EXPECT_EQ(second.code, 1);
   EXPECT_THAT(second.out, HasSubstr("another gradsim run is writing this file"));
-  const auto resume = sh("run -q --resume " + path("slow.textproto") + " -o " + path("t.pb"));
+  const auto resume = sh(fixtures + "run -q --resume " + path("long.textproto") + " -o " + path("t.pb"));
   EXPECT_EQ(resume.code, 1);
+  EXPECT_THAT(resume.out, HasSubstr("another gradsim run is writing this file"));
+  EXPECT_EQ(kill(pid, SIGINT), 0);
   int status = 0;
   waitpid(pid, &status, 0);
-  EXPECT_EQ(WEXITSTATUS(status), 0);
-  EXPECT_EQ(records_in(path("t.pb")), 40u);
+  EXPECT_EQ(WEXITSTATUS(status), 130) << bytes_of(path("log"));
+  TraceReader reader(path("t.pb"));
+  v1::SimTrace t;
+  while (reader.next(t)) {
+  }
+  EXPECT_FALSE(reader.truncated());
+  EXPECT_GE(reader.records_read(), 1u);
 }
 
 TEST_F(Sweep, ResumeRefusesAFileOfAnotherSpec) {
