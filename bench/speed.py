@@ -128,7 +128,7 @@ def main():
         eff = best[("gradsim", name, 1)] / (2 * best[("gradsim", name, 2)])
         print(f"  parallel efficiency at 2 threads: {100 * eff:.0f}%")
         if name == "small":
-            targets.append((">= 90% parallel efficiency at 2 threads (small)", f"{100 * eff:.0f}%", eff >= 0.9))
+            targets.append((">= 90% parallel efficiency at 2 threads (small)", f"{100 * eff:.1f}%", eff >= 0.9))
     print(f"memory (peak resident): 100 small simulations {memory[100]:.1f} MB, 10,000: {memory[10000]:.1f} MB")
     targets.append(("memory flat in sweep length (within 10%)", f"{memory[10000] / memory[100]:.2f}x",
                     memory[10000] <= 1.1 * memory[100]))
