@@ -64,7 +64,6 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
   // (a projection, a norm) leaves the draws of every other weight as they were.
   // Gaussian draws go straight into T (the same values: fill_normal rounds each once).
   store_.resize(net_.weights.size());
-  Matrix<double> w;
   for (std::size_t k = 0; k < store_.size(); ++k) {
     const auto& slot = net_.weights[k];
     const auto& d = slot.decl;
@@ -76,7 +75,7 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
       value.resize(rows, cols);
       rng.fill_normal(value, *std);
     } else {
-      w.resize(rows, cols);
+      Matrix<double> w(rows, cols);  // a fresh one: Eigen frees before it allocates a new size
       switch (d.init) {
         case WeightInit::constant: w.setConstant(d.constant); break;
         case WeightInit::initializer: net_.init->fill(d.role, d.fan_in, d.fan_out, w, rng); break;
