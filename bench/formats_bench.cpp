@@ -5,21 +5,14 @@
 #include <benchmark/benchmark.h>
 
 #include "network/engine.hpp"
-#include "plugin/registry.hpp"
+#include "registry.hpp"
 #include "spec/spec.hpp"
 
 namespace {
 
 using namespace gradsim;
 
-const Registry& registry() {
-  static const Registry r = [] {
-    Registry reg;
-    for (const auto& f : reg.load({GRADSIM_PLUGIN_DIR})) throw std::runtime_error(f);
-    return reg;
-  }();
-  return r;
-}
+using bench::registry;
 
 v1::SimSpec spec_for(v1::DType dtype) {
   auto spec = parse_spec("base { network { depth: 16 width: 256 activation { name: \"tanh\" } } batch: 128 }", "bench");

@@ -7,20 +7,13 @@
 #include <benchmark/benchmark.h>
 
 #include "network/stats.hpp"
-#include "plugin/registry.hpp"
+#include "registry.hpp"
 
 namespace {
 
 using namespace gradsim;
 
-const Registry& registry() {
-  static const Registry r = [] {
-    Registry reg;
-    for (const auto& f : reg.load({GRADSIM_PLUGIN_DIR})) throw std::runtime_error(f);
-    return reg;
-  }();
-  return r;
-}
+using bench::registry;
 
 template <class T>
 Matrix<T> normal(Eigen::Index rows, Eigen::Index cols, std::uint64_t seed) {
