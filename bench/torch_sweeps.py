@@ -50,11 +50,6 @@ def grid(name):
     return [(a, 32, 32, s, seed, 32) for a in ("tanh", "relu") for s in (1.0, 2.0) for seed in range(250)]
 
 
-def flops(name):
-    """Multiply-adds x 2 of the three products per layer: 6 batch width^2 depth."""
-    return sum(6 * b * w * w * d for (_, d, w, _, _, b) in grid(name))
-
-
 def run(name, threads):
     torch.set_num_threads(threads)
     for c in grid(name):

@@ -41,16 +41,18 @@ namespace fn {
     if constexpr (std::is_floating_point_v<T>) return T(impl(x));               \
     else return T(static_cast<float>(impl(static_cast<float>(x))));             \
   }
+namespace detail {  // vmath's functions with the Taylor terms T's precision needs
 #define GRADSIM_VMATH_FN(name) \
   template <class U>           \
-  double vmath_##name(U x) { return vmath::name<vmath::kTerms<U>>(double(x)); }
+  double name(U x) { return vmath::name<vmath::kTerms<U>>(double(x)); }
 GRADSIM_VMATH_FN(exp)
 GRADSIM_VMATH_FN(expm1)
 GRADSIM_VMATH_FN(tanh)
 #undef GRADSIM_VMATH_FN
-GRADSIM_SCALAR_FN(exp, vmath_exp)
-GRADSIM_SCALAR_FN(expm1, vmath_expm1)
-GRADSIM_SCALAR_FN(tanh, vmath_tanh)
+}  // namespace detail
+GRADSIM_SCALAR_FN(exp, detail::exp)
+GRADSIM_SCALAR_FN(expm1, detail::expm1)
+GRADSIM_SCALAR_FN(tanh, detail::tanh)
 GRADSIM_SCALAR_FN(log, std::log)
 GRADSIM_SCALAR_FN(log1p, std::log1p)
 GRADSIM_SCALAR_FN(erf, std::erf)
