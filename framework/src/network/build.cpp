@@ -89,7 +89,7 @@ class Builder {
         add(*tied, i, true);
       }
       inserts(Site::pre_activation, i, width, depth);
-      add(Use{&act, act_ref.name(), {}, width, width}, i);
+      if (!net.linear_readout() || i + 1 < depth) add(Use{&act, act_ref.name(), {}, width, width}, i);
       inserts(Site::post_activation, i, width, depth);
       if (i % span == span - 1 || i + 1 == depth) {
         if (shortcut) merge(segment_start, i, *shortcut);

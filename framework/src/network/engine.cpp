@@ -1,5 +1,6 @@
 // The engine's body, and its only instantiations (four scalar types, one translation unit).
 #include "network/engine.hpp"
+#include "theory/predict.hpp"
 
 #include <unistd.h>
 
@@ -102,7 +103,11 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
   blocks_.resize(net_.block_end.size());
   Rng data(spec.seed(), 2), targets(spec.seed(), 3);
   Matrix<double> x(Eigen::Index(net_.batch), Eigen::Index(net_.input_width));
-  data.fill_normal(x);
+  data.fill_normal(x, std::sqrt(spec.input().variance()));
+  if (spec.input().has_correlation()) {  // row 2k+1 = c row 2k + sqrt(1 - c^2) row 2k+1
+    const double c = spec.input().correlation(), s = std::sqrt(std::max(0.0, 1 - c * c));
+    for (Eigen::Index r = 0; r + 1 < x.rows(); r += 2) x.row(r + 1) = c * x.row(r) + s * x.row(r + 1);
+  }
   values_[0] = x.cast<T>();
   net_.loss->setup(net_.batch, net_.width, targets);
 }
@@ -170,8 +175,10 @@ bool Engine<T>::backward() {
     const auto& n = net_.nodes[j];
     auto& b = blocks_[n.block];
     if (j + 1 == net_.block_end[n.block]) {  // d = dL/d(output of block n.block): the block boundary
+      const double before = net_.mitigations.empty() ? 0 : norm_f64(d_);
       for (auto& m : net_.mitigations) m->backward_boundary(n.block, d_);
       b.act_grad = stats_of(d_);
+      if (!net_.mitigations.empty() && before != b.act_grad.norm() && !std::isnan(before)) flow_changed_ = true;
     }
     if (!n.use) {  // y = P(x_s) + alpha * F:  dF = alpha dy,  dx_s += P^T dy
       if (n.projection) apply_backward(*n.projection, proj_ctx_[j], values_[n.skip_from], projected_[j], d_, skip_grad_);
@@ -233,6 +240,20 @@ void Engine<T>::run(v1::SimTrace& out) {
   }
 }
 
+namespace {
+// The correlation of rows 2k and 2k+1 pooled over k: sum <x_2k, x_2k+1> / sqrt(sum |x_2k|^2 sum |x_2k+1|^2).
+template <class T>
+double pair_correlation(const Matrix<T>& x) {
+  double xy = 0, xx = 0, yy = 0;
+  for (Eigen::Index r = 0; r + 1 < x.rows(); r += 2)
+    for (Eigen::Index k = 0; k < x.cols(); ++k) {
+      const double a = to_double(x(r, k)), b = to_double(x(r + 1, k));
+      xy += a * b, xx += a * a, yy += b * b;
+    }
+  return xy / std::sqrt(xx * yy);
+}
+}  // namespace
+
 template <class T>
 void Engine<T>::record(v1::SimTrace& out) const {
   out.set_loss(to_double(loss_value_));
@@ -256,6 +277,14 @@ void Engine<T>::record(v1::SimTrace& out) const {
     b.grad.to_proto(*l.mutable_grad());
     b.act_grad.to_proto(*l.mutable_act_grad());
     if (b.out.nonfinite() && !out.has_forward_overflow_layer()) out.set_forward_overflow_layer(std::uint32_t(i));
+  }
+  for (std::size_t j = 0; j < net_.nodes.size(); ++j) {  // the pre-activation h of each block
+    if (!net_.nodes[j].main) continue;
+    const Matrix<T>& h = values_[j + 1];
+    auto& l = *out.mutable_layers(int(net_.nodes[j].block));
+    const double norm = norm_f64(h);
+    l.set_pre_activation_sq(norm * norm / double(h.size()));
+    if (spec_.input().has_correlation()) l.set_pair_correlation(pair_correlation(h));
   }
   for (std::size_t i = blocks_.size(); i-- > 0;) {  // the order the gradient travels
     const auto& g = blocks_[i].grad;
@@ -296,13 +325,20 @@ void fail(v1::SimTrace& out, const std::string& message) {
 
 void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out, Deadline deadline) {
   try {
+    bool flow_changed = false;
+    auto run = [&]<class T>(T) {
+      Engine<T> engine(spec, registry, deadline);
+      engine.run(out);
+      flow_changed = engine.flow_changed();
+    };
     switch (spec.dtype()) {
-      case v1::FLOAT32: Engine<float>(spec, registry, deadline).run(out); break;
-      case v1::BFLOAT16: Engine<bfloat16>(spec, registry, deadline).run(out); break;
-      case v1::FLOAT16: Engine<float16>(spec, registry, deadline).run(out); break;
-      default: Engine<double>(spec, registry, deadline).run(out); break;
+      case v1::FLOAT32: run(float()); break;
+      case v1::BFLOAT16: run(bfloat16()); break;
+      case v1::FLOAT16: run(float16()); break;
+      default: run(double()); break;
     }
     out.set_status(v1::SimTrace::OK);
+    theory::annotate(*theory::predict(spec, registry), flow_changed, out);
   } catch (const std::bad_alloc&) {
     throw ResourceError("out of memory");  // not a result: with fewer simulations at once it would run
   } catch (const std::exception& e) {

@@ -52,6 +52,8 @@ class Engine {
   /// dL/dx of the last backward().
   const Matrix<T>& input_grad() const { return dx_; }
   const Network<T>& network() const { return net_; }
+  /// Whether a mitigation's backward_boundary hook changed the flowing gradient in a pass.
+  bool flow_changed() const { return flow_changed_; }
 
  private:
   struct Block {
@@ -90,6 +92,7 @@ class Engine {
   Matrix<T> d_, tmp_, skip_grad_, dx_;  // backward buffers, reused by every node
   T loss_value_{};
   double loss_scale_ = 1;
+  bool flow_changed_ = false;
 };
 
 /// Checks that one simulation fits this machine's memory and its record the traces format,

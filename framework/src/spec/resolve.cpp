@@ -115,6 +115,17 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   for (int i = 0; i < sim.mitigations_size(); ++i)
     resolve_plugin(*sim.mutable_mitigations(i), Kind::mitigation,
                    "mitigations[" + std::to_string(i) + "]", "", registry);
+  auto& in = *sim.mutable_input();
+  if (in.variance() == 0) in.set_variance(1);
+  if (!(in.variance() > 0 && std::isfinite(in.variance())))
+    throw SpecError("input.variance", "input.variance must be a positive finite number (the variance of each input feature)");
+  if (in.has_correlation()) {
+    if (!(std::fabs(in.correlation()) <= 1))
+      throw SpecError("input.correlation", "input.correlation must be in [-1, 1]");
+    if (sim.batch() % 2)
+      throw SpecError("batch", "input.correlation pairs the rows of the batch, so batch must be even (it is " +
+                                   std::to_string(sim.batch()) + ")");
+  }
   auto& train = *sim.mutable_train();
   if (train.lr() == 0) train.set_lr(0.01);
   if (!std::isfinite(train.lr())) throw SpecError("train.lr", "train.lr must be a finite number");
