@@ -1,4 +1,4 @@
-// The gradsim command line: run | validate | plugins | gradcheck | inspect | summary | export | plot | merge | help.
+// The gradsim command line: run | validate | theory | plugins | gradcheck | inspect | summary | export | plot | merge | help.
 #include <CLI/CLI.hpp>
 
 #include <google/protobuf/util/json_util.h>
@@ -28,6 +28,7 @@
 #include "io/report.hpp"
 #include "spec/spec.hpp"
 #include "run/sweep.hpp"
+#include "theory/table.hpp"
 #include "io/trace_io.hpp"
 
 namespace fs = std::filesystem;
@@ -442,6 +443,20 @@ int main(int argc, char** argv) try {
   auto* validate_cmd = app.add_subcommand("validate", "check a spec without running it");
   validate_cmd->add_option("spec", spec, "spec file; default: the demo in sims/");
   validate_cmd->add_option("--max-sims", ra.max_sims, "refuse sweeps of more simulations than this")->capture_default_str();
+  theory::TableArgs ta;
+  std::string theory_spec;
+  std::vector<double> bias_stds;
+  auto* theory_cmd = app.add_subcommand("theory", "mean-field theory: fixed points, chi_1, depth scales, phase (from "
+                                                  "flags, or for each configuration of a spec)");
+  theory_cmd->add_option("spec", theory_spec, "spec file: theory for each of its configurations (else the flags' grid)");
+  theory_cmd->add_option("--activation", ta.activations, "activation plugin (repeatable; default: every elementwise one)");
+  theory_cmd->add_option("--weight-var", ta.weight_vars, "sigma_w2 = fan_in * Var W (repeatable)")->capture_default_str()->check(finite);
+  auto* bias_var = theory_cmd->add_option("--bias-var", ta.bias_vars, "sigma_b2 = Var b (repeatable)")->capture_default_str()->check(finite);
+  theory_cmd->add_option("--bias-std", bias_stds, "bias standard deviation, instead of --bias-var (repeatable)")
+      ->check(finite)->excludes(bias_var);
+  theory_cmd->add_option("--input-var", ta.input_var, "the input's variance q0")->capture_default_str()->check(finite);
+  theory_cmd->add_flag("--critical", ta.critical, "find sigma_w2 on the edge of chaos (chi_1 = 1) for each activation and bias");
+  theory_cmd->add_flag("--json", ta.json, "one JSON object per row");
   auto* plugins = app.add_subcommand("plugins", "list every plugin found, with its parameters");
   plugins->add_flag("--json", json, "machine-readable output");
   std::vector<std::string> check_names;
@@ -472,7 +487,7 @@ int main(int argc, char** argv) try {
   merge->add_option("shards", shard_files, "the shard files, in any order")->required();
   merge->add_option("-o,--output", merged, "the joined traces file")->required();
   auto* help_cmd = app.add_subcommand("help", "print this help");
-  for (auto* sub : {run_cmd, validate_cmd, plugins, check})  // the commands that load plugins
+  for (auto* sub : {run_cmd, validate_cmd, theory_cmd, plugins, check})  // the commands that load plugins
     sub->add_option("--plugin-dir", plugin_dirs, plugin_dir_help);
   try {
     app.parse(argc, argv);
@@ -557,6 +572,15 @@ int main(int argc, char** argv) try {
     return 0;
   }
   if (*check) return gradcheck(registry, check_names);
+  if (*theory_cmd) {
+    if (!bias_stds.empty()) {
+      ta.bias_vars.clear();
+      for (double s : bias_stds) ta.bias_vars.push_back(s * s);
+    }
+    if (theory_spec.empty()) theory::print_grid(std::cout, registry, ta);
+    else theory::print_spec(std::cout, registry, read_spec(theory_spec), ta.json);
+    return 0;
+  }
   if (*validate_cmd) {
     const SpecFile spec_file = read_spec(spec_or_default(spec));
     const Validation v = validate(spec_file, registry, ra.max_sims);

@@ -51,6 +51,8 @@ void RunSummary::add(const v1::SimTrace& t) {
   if (t.status() != v1::SimTrace::OK) ++g.failed;
   else if (std::isfinite(ratio)) g.ratios.push_back(ratio);
   else ++g.nonfinite;
+  if (t.status() == v1::SimTrace::OK && t.prediction().none().empty() && t.layers_size())
+    g.predicted.push_back(t.prediction().log10_first_over_last());
   if (t.has_grad_overflow_layer()) g.overflow_layers.push_back(t.grad_overflow_layer());
   if (t.has_grad_underflow_layer()) g.underflow_layers.push_back(t.grad_underflow_layer());
   if (columns_.size() < columns_max_ && !norms.empty()) columns_.push_back({t.index(), std::move(norms)});
@@ -59,7 +61,12 @@ void RunSummary::add(const v1::SimTrace& t) {
 RunSummary::Row RunSummary::row(const Group& g) const {
   std::vector<double> r = g.ratios;
   std::sort(r.begin(), r.end());
-  Row out{g.ratios.size() + g.nonfinite + g.failed, NAN, NAN, NAN, ""};
+  Row out{g.ratios.size() + g.nonfinite + g.failed, NAN, NAN, NAN, NAN, ""};
+  if (!g.predicted.empty()) {  // the same for every replica but for rounding; its median
+    std::vector<double> p = g.predicted;
+    std::sort(p.begin(), p.end());
+    out.predicted = p[p.size() / 2];
+  }
   if (!r.empty()) {
     out.median = r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
     out.min = r.front(), out.max = r.back();
@@ -73,7 +80,8 @@ RunSummary::Row RunSummary::row(const Group& g) const {
 }
 
 void RunSummary::print(std::ostream& os) const {
-  os << "  n  log10(|dL/dh| first/last): median [min, max]  verdict     configuration\n";
+  const bool theory = std::any_of(groups_.begin(), groups_.end(), [](const Group& g) { return !g.predicted.empty(); });
+  os << "  n  log10(|dL/dh| first/last): median [min, max]  " << (theory ? "theory  " : "") << "verdict     configuration\n";
   for (const auto& g : groups_) {
     const Row r = row(g);
     std::string notes;
@@ -87,10 +95,13 @@ void RunSummary::print(std::ostream& os) const {
     }
     os << fmt("%3.0f", double(r.n)) << (std::isnan(r.median) ? std::string(29, ' ') : fmt("  %+27.2f", r.median))
        << (std::isnan(r.min) ? std::string(17, ' ') : fmt(" [%+6.2f,", r.min) + fmt(" %+6.2f]", r.max)) << "  "
-       << pad(r.verdict, 10) << "  " << (g.label.empty() ? "(base)" : g.label) << notes << '\n';
+       << (!theory ? "" : std::isnan(r.predicted) ? "   -    " : fmt("%+6.2f  ", r.predicted)) << pad(r.verdict, 10) << "  " << (g.label.empty() ? "(base)" : g.label) << notes << '\n';
   }
   os << "verdict: |median| <= " << band_ << " stable (--stable-band), below vanishing, above exploding; "
         "non-finite: the gradient left the format (inf, NaN or all zeros) in most simulations\n";
+  if (theory)
+    os << "theory: mean-field theory's value of the same log-ratio (`gradsim theory SPEC` for q*, chi_1, depth "
+          "scales); -: a network theory does not cover (`gradsim inspect` says why)\n";
   std::size_t depth = 0;
   for (const auto& c : columns_) depth = std::max(depth, c.grad_norms.size());
   if (depth == 0) return;
@@ -109,13 +120,14 @@ void RunSummary::print(std::ostream& os) const {
 }
 
 void RunSummary::print_csv(std::ostream& os) const {
-  os << "configuration,n,median_log10_first_over_last,min,max,verdict,failed,nonfinite,overflowed,underflowed\n";
+  os << "configuration,n,median_log10_first_over_last,min,max,verdict,failed,nonfinite,overflowed,underflowed,"
+        "predicted_log10_first_over_last\n";
   for (const auto& g : groups_) {
     const Row r = row(g);
     auto num = [](double v) { return std::isnan(v) ? std::string() : fmt("%.17g", v); };
     os << csv_field(g.label) << ',' << r.n << ',' << num(r.median) << ',' << num(r.min) << ',' << num(r.max) << ','
        << r.verdict << ',' << g.failed << ',' << g.nonfinite << ',' << g.overflow_layers.size() << ','
-       << g.underflow_layers.size() << '\n';
+       << g.underflow_layers.size() << ',' << num(r.predicted) << '\n';
   }
 }
 
@@ -249,13 +261,28 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
   os << '\n';
   if (t.status() != v1::SimTrace::OK) return;
   os << "  loss " << fmt("%.6g", t.loss()) << ", |dL/dx| " << fmt("%.3e", t.input_grad_norm()) << '\n';
+  const auto& p = t.prediction();
+  const bool theory = p.none().empty() && t.layers_size();
+  if (theory) {
+    std::vector<double> norms;
+    for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
+    os << "  theory: log10(|dL/dh| first/last) predicted " << fmt("%+.3f", p.log10_first_over_last())
+       << ", measured " << fmt("%+.3f", log10_first_over_last(norms)) << " (mean field, sigma_w2 "
+       << fmt("%.6g", p.sigma_w2()) << ", sigma_b2 " << fmt("%.6g", p.sigma_b2())
+       << "); q = E[h^2] and |dL/dh| predicted beside the measured, |dL/dh| anchored at the last layer\n";
+  } else if (!p.none().empty()) {
+    os << "  theory: no prediction: " << p.none() << '\n';
+  }
   print_events(os, t);
-  os << "  layer  |dL/dh|    |dL/da|    |dL/dW|    |dL/db|    out.mean   out.var    out.zero  "
-        "nonfinite(out/grad)  grad zero/subnormal\n";
+  os << "  layer  |dL/dh|    " << (theory ? "predicted  " : "") << "|dL/da|    |dL/dW|    |dL/db|    "
+     << (theory ? "q          predicted  " : "") << "out.mean   out.var    out.zero  nonfinite(out/grad)  grad zero/subnormal\n";
   for (const auto& l : t.layers())
     os << fmt("  %-5.0f", double(l.index())) << fmt("  %9.3e", l.grad_norm())
+       << (!theory ? "" : l.has_predicted_grad_norm() ? fmt("  %9.3e", l.predicted_grad_norm()) : "  -        ")
        << fmt("  %9.3e", l.act_grad_norm()) << fmt("  %9.3e", l.weight_grad_norm())
-       << fmt("  %9.3e", l.bias_grad_norm()) << fmt("  %+9.2e", l.output().mean())
+       << fmt("  %9.3e", l.bias_grad_norm())
+       << (theory ? fmt("  %9.3e", l.pre_activation_sq()) + fmt("  %9.3e", l.predicted_q()) : "")
+       << fmt("  %+9.2e", l.output().mean())
        << fmt("  %9.3e", l.output().variance()) << fmt("  %8.3f", l.output().zero_fraction())
        << fmt("  %9.0f", double(nonfinite(l.output()))) << "/" << fmt("%-9.0f", double(nonfinite(l.grad())))
        << fmt("  %9.0f", double(l.grad().zero_fraction() * double(l.grad().count()) + 0.5)) << "/"

@@ -40,6 +40,7 @@ class RunSummary {
     std::uint64_t nonfinite = 0;  // simulations whose log-ratio is inf or NaN
     std::uint64_t failed = 0;
     std::vector<std::uint32_t> overflow_layers, underflow_layers;  // where dL/dh left the format
+    std::vector<double> predicted;  // theory's log-ratio, of the simulations it covers
   };
   struct Column {
     std::uint64_t index;
@@ -48,6 +49,7 @@ class RunSummary {
   struct Row {  // one configuration's numbers, for print and print_csv
     std::uint64_t n;
     double median, min, max;
+    double predicted;  // NaN: no prediction
     std::string verdict;
   };
   Row row(const Group& g) const;

@@ -144,7 +144,9 @@ double fixed_length(const Maps& m, double q0) {
     if (far > kLargeQ) return kInf;
     if (far < kSmallQ) return 0;
     const double f = F(far);
-    if (f == 0) return far;
+    // Flat within the quadrature's accuracy: a fixed point, or (far below q0, where the map
+    // fixes 0) the slow approach to 0 of an activation with phi'(0)^2 sigma_w2 = 1.
+    if (f == 0) return f0 < 0 && far < 1e-9 * q0 && m.sigma_b2 == 0 && m.phi.f(0.0) == 0 ? 0 : far;
     if ((f > 0) != (f0 > 0)) break;
     near = far;
   }
@@ -161,7 +163,7 @@ FixedPoint analyse(const Phi& phi, double sigma_w2, double sigma_b2, double q0, 
   p.q_star = fixed_length(m, q0);
   p.chi_1 = m.chi(p.q_star == kInf ? kLargeQ : p.q_star == 0 ? 1e-200 : p.q_star);
   p.phase = phase_of(p.chi_1);
-  p.xi_grad = depth_scale(p.chi_1);
+  p.xi_grad = p.phase == "critical" ? kInf : depth_scale(p.chi_1);
   p.c_star = p.chi_c = p.xi_c = NAN;
   if (!correlations || p.q_star == 0 || p.q_star == kInf) return p;
   if (p.phase != "chaotic") {

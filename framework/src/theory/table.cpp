@@ -1,0 +1,171 @@
+#include "theory/table.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "error.hpp"
+#include "run/validate.hpp"
+#include "theory/meanfield.hpp"
+#include "theory/predict.hpp"
+
+namespace gradsim::theory {
+
+namespace {
+
+struct Row {
+  std::string activation;
+  double w2 = 0, b2 = 0;
+  FixedPoint fp;
+  std::string config;  // spec rows: the configuration
+  double predicted = NAN;  // spec rows: the network's predicted log10(first/last)
+  std::string none;        // spec rows: why theory has nothing to say
+};
+
+std::string text(double v) {
+  if (std::isnan(v)) return "-";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+// JSON has no inf or NaN: infinities are the strings "inf" and "-inf", undefined values null.
+std::string json_number(double v) {
+  if (std::isnan(v)) return "null";
+  if (std::isinf(v)) return v > 0 ? "\"inf\"" : "\"-inf\"";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+std::string json_text(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string pad(std::string s, std::size_t width) {
+  if (s.size() < width) s.resize(width, ' ');
+  return s + ' ';
+}
+
+void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec) {
+  if (json) {
+    for (const auto& r : rows) {
+      os << "{\"activation\": " << json_text(r.activation);
+      if (spec) os << ", \"configuration\": " << json_text(r.config);
+      if (!r.none.empty()) {
+        os << ", \"none\": " << json_text(r.none) << "}\n";
+        continue;
+      }
+      os << ", \"sigma_w2\": " << json_number(r.w2) << ", \"sigma_b2\": " << json_number(r.b2)
+         << ", \"q_star\": " << json_number(r.fp.q_star) << ", \"chi_1\": " << json_number(r.fp.chi_1)
+         << ", \"c_star\": " << json_number(r.fp.c_star) << ", \"chi_c\": " << json_number(r.fp.chi_c)
+         << ", \"xi_c\": " << json_number(r.fp.xi_c) << ", \"xi_grad\": " << json_number(r.fp.xi_grad)
+         << ", \"phase\": " << json_text(r.fp.phase);
+      if (spec) os << ", \"predicted_log10_first_over_last\": " << json_number(r.predicted);
+      os << "}\n";
+    }
+    return;
+  }
+  os << pad("activation", 12) << pad("sigma_w2", 9) << pad("sigma_b2", 9) << pad("q*", 11) << pad("chi_1", 11)
+     << pad("c*", 9) << pad("chi_c", 9) << pad("xi_c", 9) << pad("xi_grad", 10) << pad("phase", 9)
+     << (spec ? "predicted log10(|dL/dh| first/last)  configuration" : "") << '\n';
+  for (const auto& r : rows) {
+    os << pad(r.activation, 12);
+    if (!r.none.empty()) {
+      os << "no prediction: " << r.none << (r.config.empty() ? "" : "  (" + r.config + ")") << '\n';
+      continue;
+    }
+    os << pad(text(r.w2), 9) << pad(text(r.b2), 9) << pad(text(r.fp.q_star), 11) << pad(text(r.fp.chi_1), 11)
+       << pad(text(r.fp.c_star), 9) << pad(text(r.fp.chi_c), 9) << pad(text(r.fp.xi_c), 9)
+       << pad(text(r.fp.xi_grad), 10) << pad(r.fp.phase, 9);
+    if (spec) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%+.3f", r.predicted);
+      os << pad(buf, 36) << (r.config.empty() ? "(base)" : r.config);
+    }
+    os << '\n';
+  }
+  if (spec) return;
+  os << "q*: fixed point of the length map E[h^2] (from the input's); chi_1 = sigma_w2 E[phi'(h)^2] at q*, the\n"
+        "factor |dL/dh|^2 gains per layer backwards; c*, chi_c: the correlation map's stable fixed point and slope;\n"
+        "xi = -1/ln chi, in layers (negative: growth). \"-\": undefined (q* is 0 or inf: no signal to correlate).\n";
+}
+
+// An activation in float64 and its Phi, kept together (Phi refers to the activation's functions).
+struct Act {
+  std::unique_ptr<Activation<double>> act;
+  std::unique_ptr<Phi> phi;
+};
+
+Act make_act(const Registry& registry, const std::string& name, const Params& params) {
+  Act a{registry.get(Kind::activation, name).info->make<double>().activation(params), nullptr};
+  if (const auto* e = a.act->elementwise()) a.phi = std::make_unique<Phi>(Phi::of(*e));
+  return a;
+}
+
+}  // namespace
+
+void print_grid(std::ostream& os, const Registry& registry, const TableArgs& args) {
+  std::vector<std::string> names = args.activations;
+  if (names.empty())
+    for (const auto& e : registry.entries())
+      if (e.info->kind == Kind::activation && make_act(registry, e.info->name, defaults_of(e.info->params)).phi)
+        names.push_back(e.info->name);
+  std::vector<Row> rows;
+  for (const auto& name : names) {
+    const Act a = make_act(registry, name, defaults_of(registry.get(Kind::activation, name).info->params));
+    if (!a.phi) throw Error("activation \"" + name + "\" is not elementwise, so mean-field theory does not apply to it");
+    for (double b2 : args.bias_vars) {
+      std::vector<double> w2s = args.weight_vars;
+      if (args.critical) {
+        const auto w2 = critical_weight_variance(*a.phi, b2, args.input_var);
+        if (!w2) {
+          rows.push_back({name, NAN, b2, {}, "", NAN, "chi_1 does not cross 1 for sigma_w2 in [0.001, 10000]"});
+          continue;
+        }
+        w2s = {*w2};
+      }
+      for (double w2 : w2s) rows.push_back({name, w2, b2, analyse(*a.phi, w2, b2, w2 * args.input_var + b2), "", NAN, ""});
+    }
+  }
+  print(os, rows, args.json, false);
+}
+
+void print_spec(std::ostream& os, const Registry& registry, const SpecFile& spec, bool json) {
+  const Validation v = validate(spec, registry);  // located errors first
+  const std::uint64_t replicas = std::max<std::uint32_t>(1, spec.sweep.replicas());
+  constexpr std::uint64_t kMaxRows = 1000;
+  std::vector<Row> rows;
+  for (std::uint64_t index = 0; index < v.count && rows.size() < kMaxRows; index += replicas) {
+    v1::SimSpec sim = sim_at(spec.sweep, index);
+    resolve(sim, registry);
+    Row r;
+    r.activation = sim.network().activation().name();
+    r.config = detail::configuration_text(spec.sweep, index);
+    const auto p = predict(sim, registry);
+    r.none = p->none;
+    if (r.none.empty()) {
+      const Act a = make_act(registry, r.activation, params_of(sim.network().activation()));
+      r.w2 = p->sigma_w2, r.b2 = p->sigma_b2, r.predicted = p->log10_first_over_last;
+      r.fp = analyse(*a.phi, r.w2, r.b2, p->q.size() > 1 ? p->q[1] : p->q[0]);
+    }
+    rows.push_back(std::move(r));
+  }
+  print(os, rows, json, true);
+  if (v.count / replicas > kMaxRows && !json)
+    os << "(the first " << kMaxRows << " of " << v.count / replicas << " configurations)\n";
+}
+
+}  // namespace gradsim::theory
