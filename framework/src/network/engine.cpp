@@ -178,7 +178,7 @@ bool Engine<T>::backward() {
       const double before = net_.mitigations.empty() ? 0 : norm_f64(d_);
       for (auto& m : net_.mitigations) m->backward_boundary(n.block, d_);
       b.act_grad = stats_of(d_);
-      if (!net_.mitigations.empty() && before != b.act_grad.norm() && !std::isnan(before)) flow_changed_ = true;
+      if (!net_.mitigations.empty() && !std::isnan(before) && norm_f64(d_) != before) flow_changed_ = true;
     }
     if (!n.use) {  // y = P(x_s) + alpha * F:  dF = alpha dy,  dx_s += P^T dy
       if (n.projection) apply_backward(*n.projection, proj_ctx_[j], values_[n.skip_from], projected_[j], d_, skip_grad_);
