@@ -199,5 +199,34 @@ TEST_F(Cli, TruncatedTracesAreInspectedUpToTheLastRecord) {
   EXPECT_THAT(r.out, HasSubstr("truncated after record 3"));
 }
 
+// `gradsim theory`: the grid, the edge of chaos, a spec's configurations, a custom activation
+// from a plugin directory, JSON, and clear errors.
+TEST_F(Cli, TheoryPrintsFixedPointsPhasesAndTheEdgeOfChaos) {
+  const auto grid = sh("theory --activation relu --weight-var 1 --weight-var 2");
+  EXPECT_EQ(grid.code, 0) << grid.out;
+  EXPECT_THAT(grid.out, ::testing::ContainsRegex("relu +1 +0 +0 +0.5 .* ordered"));
+  EXPECT_THAT(grid.out, ::testing::ContainsRegex("relu +2 +0 +2 +1 .* critical"));
+  const auto edge = sh("theory --critical --activation tanh --bias-std 0.1 --json");
+  EXPECT_EQ(edge.code, 0) << edge.out;
+  EXPECT_THAT(edge.out, HasSubstr("\"activation\": \"tanh\", \"sigma_w2\": 1.42420"));
+  EXPECT_THAT(edge.out, HasSubstr("\"sigma_b2\": 0.010000000000000002"));
+  EXPECT_THAT(edge.out, HasSubstr("\"xi_grad\": \"inf\", \"phase\": \"critical\"}"));
+  const auto spec = sh("theory " + std::string(GRADSIM_SIMS_DIR) + "/edge_of_chaos.textproto");
+  EXPECT_EQ(spec.code, 0) << spec.out;
+  EXPECT_THAT(spec.out, ::testing::ContainsRegex("tanh +0.81 +0 .* ordered +-2\\.[0-9]+ +init.params.bias_std=0 init.params.gain=0.9\n"));
+  EXPECT_THAT(spec.out, ::testing::ContainsRegex("tanh +4 +0.05 .* chaotic +\\+2\\.[0-9]+ "));
+  // An activation from a plugin directory gets its theory like a built-in one.
+  const auto cube = sh("theory --plugin-dir " GRADSIM_FIXTURE_GOOD_DIR " --activation cube --weight-var 0.1 --json");
+  EXPECT_EQ(cube.code, 0) << cube.out;
+  EXPECT_THAT(cube.out, HasSubstr("{\"activation\": \"cube\", \"sigma_w2\": 0.10000000000000001, \"sigma_b2\": 0, \"q_star\": 0, \"chi_1\": 0"));
+  const auto softmax = sh("theory --activation softmax");
+  EXPECT_EQ(softmax.code, 1);
+  EXPECT_THAT(softmax.out, HasSubstr("gradsim: error: activation \"softmax\" is not elementwise"));
+  const auto typo = sh("theory --activation tahn");
+  EXPECT_EQ(typo.code, 1);
+  EXPECT_THAT(typo.out, HasSubstr("did you mean \"tanh\"?"));
+  EXPECT_EQ(sh("theory --bias-var 0 --bias-std 1").code, 1);  // one or the other
+}
+
 }  // namespace
 }  // namespace gradsim

@@ -141,6 +141,18 @@ TEST(Theory, QuadratureAgreesWithAnIndependentReferenceForEveryBuiltinActivation
   EXPECT_GE(checked, 12u);
 }
 
+// A custom activation from a plugin library (the SDK's cube example, f = x^3): theory uses its
+// own f and f', so E[f(sqrt(q) z)^2] = 15 q^3 and E[f'^2] = 27 q^2 hold to rounding.
+TEST(Theory, ACustomActivationGetsItsTheory) {
+  const auto* info = test::with_fixtures().get(Kind::activation, "cube").info;
+  const auto act = info->make<double>().activation(defaults_of(info->params));
+  const Phi phi = Phi::of(*act->elementwise());
+  for (double q : kQs) {
+    EXPECT_LT(rel(Maps{phi, 0.7, 0.1}.q_next(q), 0.7 * 15 * q * q * q + 0.1), 1e-10) << q;
+    EXPECT_LT(rel(Maps{phi, 0.7, 0}.chi(q), 0.7 * 27 * q * q), 1e-10) << q;
+  }
+}
+
 TEST(Theory, EdgeOfChaosByRootFinding) {
   auto tanh = load("tanh"), relu = load("relu");
   // tanh without bias: q* = 0 below sigma_w2 = 1, so chi_1 = sigma_w2 phi'(0)^2 = sigma_w2; just
