@@ -144,10 +144,10 @@ double fixed_length(const Maps& m, double q0) {
     if (far > kLargeQ) return kInf;
     if (far < kSmallQ) return 0;
     const double f = F(far);
-    // Flat within the quadrature's accuracy: a fixed point, or (far below q0, where the map
-    // fixes 0) the slow approach to 0 of an activation with phi'(0)^2 sigma_w2 = 1.
-    if (f == 0) return f0 < 0 && far < 1e-9 * q0 && m.sigma_b2 == 0 && m.phi.f(0.0) == 0 ? 0 : far;
-    if ((f > 0) != (f0 > 0)) break;
+    // Where the map is flat to the quadrature's accuracy (hard_tanh below its kinks, softplus
+    // far above 0: q moves by less than 1e-12 q per layer) the search goes on through it, to
+    // where it moves again or to 0 or inf.
+    if (f != 0 && (f > 0) != (f0 > 0)) break;
     near = far;
   }
   return solve(F, std::min(near, far), std::max(near, far));

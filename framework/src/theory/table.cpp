@@ -79,7 +79,7 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec)
     return;
   }
   os << pad("activation", 12) << pad("sigma_w2", 9) << pad("sigma_b2", 9) << pad("q*", 11) << pad("chi_1", 11)
-     << pad("c*", 9) << pad("chi_c", 9) << pad("xi_c", 9) << pad("xi_grad", 10) << pad("phase", 9)
+     << pad("c*", 9) << pad("chi_c", 9) << pad("xi_c", 9) << pad("xi_grad", 13) << pad("phase", 9)
      << (spec ? "predicted log10(|dL/dh| first/last)  configuration" : "") << '\n';
   for (const auto& r : rows) {
     os << pad(r.activation, 12);
@@ -89,7 +89,7 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec)
     }
     os << pad(text(r.w2), 9) << pad(text(r.b2), 9) << pad(text(r.fp.q_star), 11) << pad(text(r.fp.chi_1), 11)
        << pad(text(r.fp.c_star), 9) << pad(text(r.fp.chi_c), 9) << pad(text(r.fp.xi_c), 9)
-       << pad(text(r.fp.xi_grad), 10) << pad(r.fp.phase, 9);
+       << pad(text(r.fp.xi_grad), 13) << pad(r.fp.phase, 9);
     if (spec) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%+.3f", r.predicted);
