@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "../common.hpp"
+#include "theory/batchnorm.hpp"
 #include "theory/meanfield.hpp"
 
 namespace gradsim::theory {
@@ -176,6 +177,27 @@ TEST(Theory, EdgeOfChaosByRootFinding) {
     EXPECT_EQ(analyse(tanh.phi, w2 * 1.1, b2).phase, "chaotic");
   }
   EXPECT_NEAR(*critical_weight_variance(load("linear").phi, 0.1), 1.0, 1e-9);
+}
+
+// Batch norm before a linear activation: every sample gives tr = B - 2 and a = B/(B-1), so
+// lambda = (B-2)/(B-3) exactly; relu's lambda falls towards the infinite-batch pi/(pi-1) as
+// the batch grows, before and after the activation.
+TEST(Theory, BatchNormGrowthAtFiniteBatch) {
+  auto lin = load("linear"), relu = load("relu");
+  for (std::size_t b : {8, 64}) {
+    const auto e = batch_norm_growth(lin.phi, b, true, 1, 0, 1 << 12);
+    EXPECT_NEAR(e.value, (double(b) - 2) / (double(b) - 3), 1e-12) << b;
+  }
+  const double inf = M_PI / (M_PI - 1);
+  for (bool before : {true, false}) {
+    const auto b64 = batch_norm_growth(relu.phi, 64, before), b1024 = batch_norm_growth(relu.phi, 1024, before, 1, 0, 1 << 15);
+    EXPECT_GT(b64.value - 4 * b64.error, b1024.value + 4 * b1024.error) << before;
+    EXPECT_NEAR(b1024.value, inf, 0.003) << before;  // O(1/B) above the limit
+    EXPECT_GT(b1024.value, inf - 4 * b1024.error) << before;
+  }
+  // Homogeneous relu without bias: sigma_w2 cancels after the activation too.
+  EXPECT_NEAR(batch_norm_growth(relu.phi, 64, false, 3.0, 0, 1 << 14).value,
+              batch_norm_growth(relu.phi, 64, false, 1.0, 0, 1 << 14).value, 1e-9);
 }
 
 }  // namespace

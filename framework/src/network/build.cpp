@@ -77,7 +77,8 @@ class Builder {
         segment_start = n_.nodes.size();
         inserts(Site::segment_in, i, fan_in, depth);
       }
-      if (!tied) {
+      auto main_layer = [&] {
+        if (tied) return add(*tied, i, true);
         const auto& ref = net.layer();
         auto layer = attempt("network.layer.name", ref.name(), [&] {
           return registry_.get(Kind::layer, ref.name()).info->template make<T>().layer(LayerArgs{fan_in, width, params_of(ref)});
@@ -85,12 +86,14 @@ class Builder {
         Use use = new_use(std::move(layer), ref.name(), i, fan_in, width, "network.layer.name");
         if (net.tie_weights()) tied = use;
         add(std::move(use), i, true);
-      } else {
-        add(*tied, i, true);
-      }
-      inserts(Site::pre_activation, i, width, depth);
-      if (!net.linear_readout() || i + 1 < depth) add(Use{&act, act_ref.name(), {}, width, width}, i);
-      inserts(Site::post_activation, i, width, depth);
+      };
+      // layer, then activation; or (activation_first) activation, then layer.
+      const std::size_t act_width = net.activation_first() ? fan_in : width;
+      if (!net.activation_first()) main_layer();
+      inserts(Site::pre_activation, i, act_width, depth);
+      if (!net.linear_readout() || i + 1 < depth) add(Use{&act, act_ref.name(), {}, act_width, act_width}, i);
+      inserts(Site::post_activation, i, act_width, depth);
+      if (net.activation_first()) main_layer();
       if (i % span == span - 1 || i + 1 == depth) {
         if (shortcut) merge(segment_start, i, *shortcut);
         inserts(Site::segment_out, i, width, depth);

@@ -1,13 +1,15 @@
 // Mean-field predictions for one simulation, block by block, next to what it measures.
 //
-// Theory covers a stack of dense layers with an elementwise activation (a linear read-out
-// allowed), weights from an initialiser that states its variances, any input variance and
-// input correlation, in any number format (it predicts the real-valued network). It does not
-// cover (and says so in the trace, never predicting wrongly): tied weights, layers other than
-// dense, activations that are not elementwise (softmax), initialisers without variances
-// (identity), layers a mitigation inserts (normalisation), residual shortcuts, and a pass whose
-// flowing gradient a mitigation changed (flowing-gradient clipping). Uniform loss scaling is
-// covered: the prediction is anchored at the measured last block.
+// Theory covers a stack of dense layers with an elementwise activation (after or before each
+// layer; a linear read-out allowed), residual shortcuts around branches that end in a dense
+// layer (x + alpha (W phi(x) + b), any span), weights from an initialiser that states its
+// variances, any input variance and input correlation, in any number format (it predicts the
+// real-valued network). It does not cover (and says so in the trace, never predicting
+// wrongly): tied weights, layers other than dense, activations that are not elementwise
+// (softmax), initialisers without variances (identity), layers a mitigation inserts
+// (normalisation), residual branches that end in their activation, projected shortcuts, and a
+// pass whose flowing gradient a mitigation changed (flowing-gradient clipping). Uniform loss
+// scaling is covered: the prediction is anchored at the measured last block.
 #pragma once
 
 #include <memory>
@@ -24,8 +26,8 @@ struct Prediction {
   double sigma_w2 = 0, sigma_b2 = 0;  ///< of the blocks after the first
   /// Per block: E[h^2], E[a^2], and (with an input correlation) h's correlation c.
   std::vector<double> q, out_sq, c;
-  /// chi[l] = E||dL/dh_l||^2 / ||dL/dh_l+1||^2, for l < depth - 1.
-  std::vector<double> chi;
+  /// E||dL/dh||^2 of each block, relative to the network output's.
+  std::vector<double> grad_sq;
   double log10_first_over_last = 0;
 };
 
