@@ -203,7 +203,10 @@ TEST(TheorySims, NetworksTheoryDoesNotCoverSayWhy) {
     return ts[0].prediction().none();
   };
   EXPECT_THAT(none_of("mitigations { name: \"layer_norm\" }"), HasSubstr("\"layer_norm\" inserts layers"));
-  EXPECT_THAT(none_of("mitigations { name: \"residual\" }"), HasSubstr("residual shortcuts"));
+  EXPECT_THAT(none_of("mitigations { name: \"residual\" }"), HasSubstr("residual branch that ends in its activation"));
+  EXPECT_EQ(none_of("mitigations { name: \"residual\" }", "activation { name: \"tanh\" } activation_first: true"), "");
+  EXPECT_THAT(none_of("mitigations { name: \"residual\" }", "activation { name: \"tanh\" } activation_first: true input_width: 8"),
+              HasSubstr("projection"));
   EXPECT_THAT(none_of("init { name: \"identity\" }"), HasSubstr("init \"identity\""));
   EXPECT_THAT(none_of("", "activation { name: \"softmax\" }"), HasSubstr("not elementwise"));
   EXPECT_THAT(none_of("", "layer { name: \"gain\" }"), HasSubstr("covers dense layers"));

@@ -91,17 +91,9 @@ TEST(Engine, WholeNetworkGradientsMatchFiniteDifferences) {
   }
 }
 
-// The same with every structural mitigation at once: residual branches of 2 blocks with a
-// projection (input width 3 -> 5) and alpha 0.7, batch norm before the activation, layer norm
-// at each branch's start (pre-norm) and RMS norm after each merge (post-norm).
-TEST(Engine, ResidualAndNormGradientsMatchFiniteDifferences) {
-  const auto sim = resolved(
-      "base { network { depth: 5 width: 5 input_width: 3 activation { name: \"tanh\" } }"
-      " init { params { name: \"bias_std\" number: 0.3 } } loss { name: \"mse\" } batch: 6"
-      " mitigations { name: \"residual\" params { name: \"span\" number: 2 } params { name: \"alpha\" number: 0.7 } }"
-      " mitigations { name: \"batch_norm\" }"
-      " mitigations { name: \"layer_norm\" params { name: \"placement\" text: \"residual_pre\" } }"
-      " mitigations { name: \"rms_norm\" params { name: \"placement\" text: \"residual_post\" } } }");
+// Every weight's and the input's gradient against float64 central differences, with the
+// norms' gamma and beta moved away from 1 and 0. Returns the number of projections P.
+int expect_network_gradients(const v1::SimSpec& sim) {
   Engine<double> engine(sim, test::builtins());
   engine.forward();
   engine.backward();
@@ -112,7 +104,6 @@ TEST(Engine, ResidualAndNormGradientsMatchFiniteDifferences) {
     projections += p.name == "P";
     if (p.role == WeightRole::other) rng.fill_normal(*p.value);  // check away from gamma = 1, beta = 0
   }
-  EXPECT_EQ(projections, 1);  // only the first branch changes width
   engine.forward();
   engine.backward();
   for (auto& p : params) {
@@ -122,6 +113,25 @@ TEST(Engine, ResidualAndNormGradientsMatchFiniteDifferences) {
   }
   const Matrix<double> dx = engine.input_grad();
   EXPECT_LT(relative_error(dx, numeric_gradient([&] { return engine.forward(); }, engine.input())), 1e-6);
+  return projections;
+}
+
+// The same with every structural mitigation at once: residual branches of 2 blocks with a
+// projection (input width 3 -> 5) and alpha 0.7, batch norm before the activation, layer norm
+// at each branch's start (pre-norm) and RMS norm after each merge (post-norm).
+TEST(Engine, ResidualAndNormGradientsMatchFiniteDifferences) {
+  const std::string mitigations =
+      " init { params { name: \"bias_std\" number: 0.3 } } loss { name: \"mse\" } batch: 6"
+      " mitigations { name: \"residual\" params { name: \"span\" number: 2 } params { name: \"alpha\" number: 0.7 } }"
+      " mitigations { name: \"batch_norm\" }"
+      " mitigations { name: \"layer_norm\" params { name: \"placement\" text: \"residual_pre\" } }"
+      " mitigations { name: \"rms_norm\" params { name: \"placement\" text: \"residual_post\" } } }";
+  const auto sim = resolved("base { network { depth: 5 width: 5 input_width: 3 activation { name: \"tanh\" } }" + mitigations);
+  EXPECT_EQ(expect_network_gradients(sim), 1);  // only the first branch changes width
+  // Activation first (x + alpha (W phi(x) + b)) with a linear read-out.
+  const auto first = resolved("base { network { depth: 5 width: 5 input_width: 3 activation { name: \"tanh\" }"
+                              " activation_first: true linear_readout: true }" + mitigations);
+  EXPECT_EQ(expect_network_gradients(first), 1);
 }
 
 // Closed form: in a deep linear network with orthogonal square weights of gain g,
