@@ -54,10 +54,16 @@ def _stats(prefix, s):
             f"{prefix}_subnormal": s.subnormal, f"{prefix}_max_abs": s.max_abs}
 
 
+_THEORY = ("predicted_q", "predicted_output_sq", "predicted_grad_norm", "pair_correlation", "predicted_correlation")
+
+
 def layers_frame(path):
     """One row per simulation x layer: index, replica, seed, one column per swept axis (named
     by its path), status, layer, and the layer's numbers (grad_norm, act_grad_norm,
-    weight_grad_norm, bias_grad_norm, and output_*/grad_*/act_grad_* statistics)."""
+    weight_grad_norm, bias_grad_norm, pre_activation_sq = the measured length q, and
+    output_*/grad_*/act_grad_* statistics), with mean-field theory's predicted_q,
+    predicted_output_sq, predicted_grad_norm, and with correlated input pairs pair_correlation
+    and predicted_correlation (NaN where the trace has none)."""
     rows = []
     with Traces(path) as tr:
         sweep = tr.header.spec
@@ -67,7 +73,9 @@ def layers_frame(path):
                     "status": "ok" if t.status == 1 else "failed"}
             for l in t.layers:
                 row = dict(base, layer=l.index, grad_norm=l.grad_norm, act_grad_norm=l.act_grad_norm,
-                           weight_grad_norm=l.weight_grad_norm, bias_grad_norm=l.bias_grad_norm)
+                           weight_grad_norm=l.weight_grad_norm, bias_grad_norm=l.bias_grad_norm,
+                           pre_activation_sq=l.pre_activation_sq)
+                row.update({k: getattr(l, k) if l.HasField(k) else math.nan for k in _THEORY})
                 row.update(_stats("output", l.output))
                 row.update(_stats("grad", l.grad))
                 row.update(_stats("act_grad", l.act_grad))
@@ -100,8 +108,9 @@ def verdict(log_ratio, band=1.0):
 def sims_frame(path, band=1.0):
     """One row per simulation: index, replica, seed, the axis columns, status, message, depth,
     loss, log10_first_over_last (of |dL/dh|), verdict (with `band`, as `gradsim summary
-    --stable-band`), and the blocks where the gradient overflowed or underflowed and where the
-    forward output overflowed (NaN when it did not)."""
+    --stable-band`), the blocks where the gradient overflowed or underflowed and where the
+    forward output overflowed (NaN when it did not), and mean-field theory's
+    predicted_log10_first_over_last (NaN where theory has none; no_prediction says why)."""
     rows = []
     with Traces(path) as tr:
         sweep = tr.header.spec
@@ -115,5 +124,8 @@ def sims_frame(path, band=1.0):
                          "grad_overflow_layer": t.grad_overflow_layer if t.HasField("grad_overflow_layer") else math.nan,
                          "grad_underflow_layer": t.grad_underflow_layer if t.HasField("grad_underflow_layer") else math.nan,
                          "forward_overflow_layer": t.forward_overflow_layer if t.HasField("forward_overflow_layer") else math.nan,
-                         "steps": len(t.steps)})
+                         "steps": len(t.steps),
+                         "predicted_log10_first_over_last": t.prediction.log10_first_over_last
+                         if t.status == 1 and not t.prediction.none else math.nan,
+                         "no_prediction": t.prediction.none})
     return pd.DataFrame(rows)

@@ -68,7 +68,7 @@ def signal_figure(path):
     df = df[df.status == "ok"]
     fig, (ax_g, ax_v) = plt.subplots(1, 2, figsize=(12, 5))
     groups = list(df.groupby(axes[0] if len(axes) == 1 else axes, sort=False)) if axes else [((), df)]
-    lines = 0
+    lines, theory = 0, False
     for i, (key, g) in enumerate(groups):
         colour = OKABE_ITO[i % len(OKABE_ITO)]
         style = ["-", "--", ":", "-."][(i // len(OKABE_ITO)) % 4]
@@ -85,6 +85,12 @@ def signal_figure(path):
                 band = ok & (lo.values > 0) & np.isfinite(hi.values)
                 ax.fill_between(med.index[band], np.log10(lo.values[band]), np.log10(hi.values[band]),
                                 color=colour, alpha=0.15, lw=0)
+            if column == "grad_norm" and g.predicted_grad_norm.notna().any():  # theory beside it
+                pred = by_layer["predicted_grad_norm"].median()
+                ok = np.isfinite(pred.values) & (pred.values > 0)
+                ax.plot(pred.index[ok], np.log10(pred.values[ok]), ":", color="black", lw=1.0,
+                        label="mean-field theory" if not theory else None)
+                theory = True
         lines += 1
     for ax in (ax_g, ax_v):
         if not ax.lines:
@@ -130,12 +136,15 @@ def phase_figure(path):
             sims = sims[sims[a] == sims[a].iloc[0]]
     xs, ys = sorted(sims[x_axis].unique()), sorted(sims[y_axis].unique())
     grid = np.full((len(ys), len(xs)), np.nan)
+    theory = np.full_like(grid, np.nan)  # mean-field theory's log-ratio, where it has one
     marks = []
     for (yv, xv), g in sims.groupby([y_axis, x_axis]):
         i, j = ys.index(yv), xs.index(xv)
         finite = g.log10_first_over_last[np.isfinite(g.log10_first_over_last)]
         if len(finite) * 2 > len(g):
             grid[i, j] = finite.median()
+        if g.predicted_log10_first_over_last.notna().all():
+            theory[i, j] = g.predicted_log10_first_over_last.median()
         if g.grad_overflow_layer.notna().any():
             marks.append((j, i, "x"))
         elif g.grad_underflow_layer.notna().any():
@@ -154,14 +163,24 @@ def phase_figure(path):
                         color="white" if abs(grid[i, j]) > 0.6 * limit else "black")
     for j, i, m in marks:
         ax.plot(j, i, m, color="black", ms=14, mew=2, mfc="none")
+    crossings = 0  # where theory's log-ratio changes sign between neighbouring cells of a row
+    for i in range(len(ys)):
+        for j in range(len(xs) - 1):
+            a, b = theory[i, j], theory[i, j + 1]
+            if np.isfinite(a) and np.isfinite(b) and (a > 0) != (b > 0):
+                ax.plot([j + 0.5, j + 0.5], [i - 0.5, i + 0.5], color="black", lw=2.5, ls="--")
+                crossings += 1
     cb = fig.colorbar(image, ax=ax)
     cb.set_label("log10(‖dL/dh‖ first / last): < 0 vanishing, > 0 exploding")
     held = [a for a in axes if zip_of[a] not in (zip_of[x_axis], zip_of[y_axis])]
-    ax.set_title(_title(header, "Phase diagram (x: gradient overflowed, o: underflowed, blank: non-finite)")
+    what = "Phase diagram (x: gradient overflowed, o: underflowed, blank: non-finite"
+    what += ")\ndashed: where mean-field theory's log-ratio changes sign" if crossings else ")"
+    ax.set_title(_title(header, what)
                  + (f"\nother axes at: {', '.join(f'{_short(a)}={sims[a].iloc[0]}' for a in held)}" if held else ""),
                  fontsize=9)
     fig.tight_layout()
-    return fig, {"cells": int(np.isfinite(grid).sum()), "marked": len(marks), "shape": grid.shape}
+    return fig, {"cells": int(np.isfinite(grid).sum()), "marked": len(marks), "shape": grid.shape,
+                 "theory_crossings": crossings}
 
 
 def formats_figure(path):

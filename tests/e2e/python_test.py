@@ -97,7 +97,8 @@ layers = gradsim.layers_frame(zpb)
 exported = list(csv.DictReader(io.StringIO(run("export", zpb, "--csv", "-"))))
 check(len(exported) == len(layers), "one CSV row per simulation x layer")
 for (_, row), e in zip(layers.iterrows(), exported):
-    for column in ("grad_norm", "weight_grad_norm", "output_variance", "output_mean"):
+    for column in ("grad_norm", "weight_grad_norm", "output_variance", "output_mean", "pre_activation_sq",
+                   "predicted_q", "predicted_grad_norm"):
         check(float(e[column]) == row[column], f"{column} of sim {row['index']} layer {row['layer']} round-trips")
     check(e["network.activation.name"] == row["network.activation.name"], "axis column in the CSV")
 
@@ -107,9 +108,15 @@ names = [w[0] for w in written]
 check(names == ["signal", "phase"], f"signal and phase figures for a two-numeric-axis sweep, got {names}")
 fig, info = gradsim.plot.signal_figure(zpb)
 check(info["lines"] == 2 * 3 * 2, "one line per configuration (12)")
-check(len(fig.axes[0].lines) == 12 and len(fig.axes[1].lines) == 12, "12 lines in each panel")
+check(len(fig.axes[0].lines) == 24 and len(fig.axes[1].lines) == 12,
+      "12 lines in each panel, and theory's dotted line beside each gradient line")
+check(sims_df.predicted_log10_first_over_last.notna().all() and (sims_df.no_prediction == "").all(),
+      "theory predicts every simulation of a plain stack")
+last = layers[layers.layer == layers.groupby("index").layer.transform("max")]
+check((last.predicted_grad_norm == last.grad_norm).all(), "theory's gradient norms are anchored at the last layer")
 fig, info = gradsim.plot.phase_figure(zpb)
 check(info["shape"] == (3, 2), f"a 3 x 2 heatmap (depth x gain), got {info['shape']}")
+check(info["theory_crossings"] == 3, f"theory's sign change marked in each row (tanh, gain 0.5 to 2), got {info}")
 for name, files, _ in written:
     with open(files[0], "rb") as f:
         png = f.read()

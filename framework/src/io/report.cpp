@@ -144,7 +144,8 @@ void write_layers_csv(std::ostream& os, TraceReader& reader) {
   os << "index,replica";
   for (const auto& a : sweep.axis()) os << ',' << csv_field(a.path());
   os << ",status,layer,grad_norm,act_grad_norm,weight_grad_norm,bias_grad_norm,output_mean,output_variance,"
-        "output_zero_fraction,output_nonfinite,grad_nonfinite,grad_zero_fraction,grad_subnormal\n";
+        "output_zero_fraction,output_nonfinite,grad_nonfinite,grad_zero_fraction,grad_subnormal,"
+        "pre_activation_sq,predicted_q,predicted_grad_norm\n";
   auto num = [](double v) { return fmt("%.17g", v); };
   v1::SimTrace t;
   while (reader.next(t)) {
@@ -157,9 +158,11 @@ void write_layers_csv(std::ostream& os, TraceReader& reader) {
       os << prefix << ',' << l.index() << ',' << num(l.grad_norm()) << ',' << num(l.act_grad_norm()) << ','
          << num(l.weight_grad_norm()) << ',' << num(l.bias_grad_norm()) << ',' << num(o.mean()) << ','
          << num(o.variance()) << ',' << num(o.zero_fraction()) << ',' << nonfinite(o) << ',' << nonfinite(g) << ','
-         << num(g.zero_fraction()) << ',' << g.subnormal() << '\n';
+         << num(g.zero_fraction()) << ',' << g.subnormal() << ',' << num(l.pre_activation_sq()) << ','
+         << (l.has_predicted_q() ? num(l.predicted_q()) : "") << ','
+         << (l.has_predicted_grad_norm() ? num(l.predicted_grad_norm()) : "") << '\n';
     }
-    if (t.layers_size() == 0) os << prefix << ",,,,,,,,,,,,\n";  // a failed simulation: one row, no numbers
+    if (t.layers_size() == 0) os << prefix << ",,,,,,,,,,,,,,,\n";  // a failed simulation: one row, no numbers
   }
 }
 
