@@ -163,7 +163,9 @@ TEST(Initializer, XavierAndHeHaveTheVarianceTheyPromise) {
   const auto U = draw("he", {{"distribution", {0, "uniform"}}}, 300, 500);
   EXPECT_LE(U.cwiseAbs().maxCoeff(), std::sqrt(2.0 / 300) * std::sqrt(3.0));  // U(-b, b), b = std sqrt 3
   EXPECT_TRUE(draw("he", {}, 3, 4, WeightRole::bias).isZero());
-  // Every initialiser but identity takes bias_std (sigma_b^2 of mean-field theory) and says so.
+  // Every initialiser takes bias_std (sigma_b^2 of mean-field theory); identity, not random,
+  // states no variances.
+  expect_std(draw("identity", {{"bias_std", {0.25, ""}}}, 1, 4096, WeightRole::bias), 0.25, "identity");
   for (const char* name : {"xavier", "he", "orthogonal"}) {
     expect_std(draw(name, {{"bias_std", {0.25, ""}}}, 1, 4096, WeightRole::bias), 0.25, name);
     const auto* info = test::builtins().get(Kind::initializer, name).info;
