@@ -110,7 +110,8 @@ def sims_frame(path, band=1.0):
     loss, log10_first_over_last (of |dL/dh|), verdict (with `band`, as `gradsim summary
     --stable-band`), the blocks where the gradient overflowed or underflowed and where the
     forward output overflowed (NaN when it did not), and mean-field theory's
-    predicted_log10_first_over_last (NaN where theory has none; no_prediction says why)."""
+    predicted_log10_first_over_last with its finite-width predicted_log10_spread (NaN where
+    theory has none; no_prediction says why)."""
     rows = []
     with Traces(path) as tr:
         sweep = tr.header.spec
@@ -126,6 +127,8 @@ def sims_frame(path, band=1.0):
                          "forward_overflow_layer": t.forward_overflow_layer if t.HasField("forward_overflow_layer") else math.nan,
                          "steps": len(t.steps),
                          "predicted_log10_first_over_last": t.prediction.log10_first_over_last
+                         if t.status == 1 and not t.prediction.none else math.nan,
+                         "predicted_log10_spread": t.prediction.log10_spread
                          if t.status == 1 and not t.prediction.none else math.nan,
                          "no_prediction": t.prediction.none})
     return pd.DataFrame(rows)

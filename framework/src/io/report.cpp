@@ -43,7 +43,7 @@ std::string verdict(double m, double band) {
 void RunSummary::add(const v1::SimTrace& t) {
   const std::string config = detail::configuration_text(sweep_, t.index());
   auto [it, fresh] = group_of_.try_emplace(config, groups_.size());
-  if (fresh) groups_.push_back({config, {}, 0, 0, {}, {}});
+  if (fresh) groups_.push_back({config, {}, 0, 0, {}, {}, {}});
   auto& g = groups_[it->second];
   std::vector<double> norms;
   for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
@@ -270,9 +270,13 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
     std::vector<double> norms;
     for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
     os << "  theory: log10(|dL/dh| first/last) predicted " << fmt("%+.3f", p.log10_first_over_last())
-       << ", measured " << fmt("%+.3f", log10_first_over_last(norms)) << " (mean field, sigma_w2 "
-       << fmt("%.6g", p.sigma_w2()) << ", sigma_b2 " << fmt("%.6g", p.sigma_b2())
+       << fmt(" +- %.2f", p.log10_spread()) << " at this width, measured "
+       << fmt("%+.3f", log10_first_over_last(norms)) << " (mean field, sigma_w2 " << fmt("%.6g", p.sigma_w2())
+       << ", sigma_b2 " << fmt("%.6g", p.sigma_b2())
        << "); q = E[h^2] and |dL/dh| predicted beside the measured, |dL/dh| anchored at the last layer\n";
+    if (p.log10_spread() > 1)
+      os << "  theory: this network is deep for its width (spread > 1 decade): theory gives E|dL/dh|^2, "
+            "which a typical simulation falls far short of (Hanin 2018)\n";
   } else if (!p.none().empty()) {
     os << "  theory: no prediction: " << p.none() << '\n';
   }

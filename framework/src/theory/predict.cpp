@@ -4,6 +4,8 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
+#include <tuple>
 
 #include "network/network.hpp"
 #include "theory/meanfield.hpp"
@@ -63,6 +65,13 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
   std::vector<Field> v(n + 1);
   v[0] = {spec.input().variance(), 0, pairs ? spec.input().correlation() * spec.input().variance() : 0, true};
   std::vector<double> factor(n, 1);  // E||d in||^2 / E||d out||^2 of each layer node
+  // The activation's last input and results: once the maps reach their fixed point, deeper
+  // blocks reuse them instead of integrating again (a deep chaotic net with input pairs would
+  // otherwise spend a two-dimensional integral on every block).
+  std::optional<std::tuple<Field, Field, double>> last;
+  auto same = [](const Field& a, const Field& b) {
+    return a.m == b.m && std::fabs(a.p - b.p) <= 1e-15 * a.p && std::fabs(a.k - b.k) <= 1e-15 * a.p;
+  };
   for (std::size_t j = 0; j < n; ++j) {
     const auto& node = net.nodes[j];
     const Field& x = v[j];
@@ -84,11 +93,16 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
       if (node.block == std::min<std::size_t>(1, net.block_end.size() - 1)) p.sigma_w2 = var.sigma_w2, p.sigma_b2 = b2;
     } else {  // the activation, of a centred Gaussian field
       if (!x.gaussian || x.m != 0) return "the activation reads a value that is not a centred Gaussian field";
+      if (last && same(std::get<0>(*last), x)) {
+        y = std::get<1>(*last), factor[j] = std::get<2>(*last);
+        continue;
+      }
       const double q = clamp_q(x.p);
       y.p = expect([&](double t) { const double f = phi.f(t); return f * f; }, q, phi.kinks, 1e-12);
       y.m = expect(phi.f, q, phi.kinks, 1e-12);
       y.k = pairs ? expect2(phi.f, phi.f, q, std::clamp(x.k / x.p, -1.0, 1.0), phi.kinks, 1e-10) : 0;
       factor[j] = expect([&](double t) { const double d = phi.df(t); return d * d; }, q, phi.kinks, 1e-12);
+      last.emplace(x, y, factor[j]);
     }
   }
   std::vector<double> d(n + 1, 0);  // E||dL/d value||^2, relative to the network's output
@@ -102,12 +116,15 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
       d[node.skip_from] += d[j + 1];
     }
   }
+  double beta = 0;  // sum of 1/width over the blocks the gradient crosses between the ends
   for (std::size_t j = 0; j < n; ++j) {
     if (!net.nodes[j].main) continue;
     const Field& h = v[j + 1];
     p.q.push_back(h.p), p.grad_sq.push_back(d[j + 1]);
     if (pairs) p.c.push_back(std::clamp(h.k / h.p, -1.0, 1.0));
+    if (net.nodes[j].block > 0) beta += 1.0 / double(net.nodes[j].use->in_cols);
   }
+  p.log10_spread = std::sqrt(5 * beta) / (2 * std::log(10.0));
   for (std::size_t end : net.block_end) p.out_sq.push_back(v[end].p);
   p.log10_first_over_last = 0.5 * std::log10(p.grad_sq.front() / p.grad_sq.back());
   return "";
@@ -118,7 +135,11 @@ std::shared_ptr<const Prediction> compute(const v1::SimSpec& spec, const Registr
   const Network<double> net = build_network<double>(spec, registry);
   p->none = uncovered(spec, net);
   if (p->none.empty()) p->none = interpret(spec, net, Phi::of(*net.activations.front()->elementwise()), *p);
-  if (!p->none.empty()) *p = Prediction{p->none};
+  if (!p->none.empty()) {  // nothing half-computed
+    Prediction none;
+    none.none = p->none;
+    *p = std::move(none);
+  }
   return p;
 }
 
@@ -156,7 +177,7 @@ void annotate(const Prediction& p, bool flow_changed, v1::SimTrace& out) {
     return;
   }
   pred.set_sigma_w2(p.sigma_w2), pred.set_sigma_b2(p.sigma_b2);
-  pred.set_log10_first_over_last(p.log10_first_over_last);
+  pred.set_log10_first_over_last(p.log10_first_over_last), pred.set_log10_spread(p.log10_spread);
   auto& layers = *out.mutable_layers();
   if (std::size_t(layers.size()) != p.q.size()) return;
   for (std::size_t l = 0; l < p.q.size(); ++l) {

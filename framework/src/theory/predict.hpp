@@ -29,6 +29,7 @@ struct Prediction {
   /// E||dL/dh||^2 of each block, relative to the network output's.
   std::vector<double> grad_sq;
   double log10_first_over_last = 0;
+  double log10_spread = 0;  ///< see v1::Prediction
 };
 
 /// What theory predicts for a resolved spec. Cached per configuration (label, seed, format
