@@ -127,10 +127,12 @@ TEST(Theory, QuadratureAgreesWithAnIndependentReferenceForEveryBuiltinActivation
     if (!e) continue;  // softmax
     const Phi phi = Phi::of(*e);
     for (double q : kQs) {
-      for (const auto& [what, g] : {std::pair<const char*, std::function<double(double)>>{
+      for (const auto& integrand : {std::pair<const char*, std::function<double(double)>>{
                                         "phi^2", [&](double x) { return phi.f(x) * phi.f(x); }},
                                     {"phi'^2", [&](double x) { return phi.df(x) * phi.df(x); }},
                                     {"phi", phi.f}}) {
+        const char* what = integrand.first;
+        const auto& g = integrand.second;  // (clang cannot capture a structured binding)
         const double got = expect(g, q, phi.kinks), want = reference(g, q, phi.kinks);
         // Relative to E|g|, since E[phi] may cancel to 0 (odd activations).
         const double scale = std::max(std::fabs(want), expect([&](double x) { return std::fabs(g(x)); }, q, phi.kinks));
