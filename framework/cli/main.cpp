@@ -449,7 +449,7 @@ int main(int argc, char** argv) try {
   auto* theory_cmd = app.add_subcommand("theory", "mean-field theory: fixed points, chi_1, depth scales, phase (from "
                                                   "flags, or for each configuration of a spec)");
   theory_cmd->add_option("spec", theory_spec, "spec file: theory for each of its configurations (else the flags' grid)");
-  theory_cmd->add_option("--activation", ta.activations, "activation plugin (repeatable; default: every elementwise one)");
+  theory_cmd->add_option("--activation", ta.activations, "activation plugin, with parameters as name:key=value,... (repeatable; default: every elementwise one)");
   theory_cmd->add_option("--weight-var", ta.weight_vars, "sigma_w2 = fan_in * Var W (repeatable)")->capture_default_str()->check(finite);
   auto* bias_var = theory_cmd->add_option("--bias-var", ta.bias_vars, "sigma_b2 = Var b (repeatable)")->capture_default_str()->check(finite);
   theory_cmd->add_option("--bias-std", bias_stds, "bias standard deviation, instead of --bias-var (repeatable)")

@@ -219,6 +219,11 @@ TEST_F(Cli, TheoryPrintsFixedPointsPhasesAndTheEdgeOfChaos) {
   const auto cube = sh("theory --plugin-dir " GRADSIM_FIXTURE_GOOD_DIR " --activation cube --weight-var 0.1 --json");
   EXPECT_EQ(cube.code, 0) << cube.out;
   EXPECT_THAT(cube.out, HasSubstr("{\"activation\": \"cube\", \"sigma_w2\": 0.10000000000000001, \"sigma_b2\": 0, \"q_star\": 0, \"chi_1\": 0"));
+  // An activation's parameters, checked like a spec's: leaky_relu's edge is 2 / (1 + slope^2).
+  const auto leaky = sh("theory --critical --activation leaky_relu:slope=0.2 --json");
+  EXPECT_THAT(leaky.out, HasSubstr("{\"activation\": \"leaky_relu:slope=0.2\", \"sigma_w2\": 1.92307692307"));
+  EXPECT_THAT(sh("theory --activation leaky_relu:slope=2").out,
+              HasSubstr("gradsim: error: --activation leaky_relu:slope=2: network.activation.params.slope = 2: out of range"));
   const auto softmax = sh("theory --activation softmax");
   EXPECT_EQ(softmax.code, 1);
   EXPECT_THAT(softmax.out, HasSubstr("gradsim: error: activation \"softmax\" is not elementwise"));

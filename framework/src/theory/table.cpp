@@ -1,7 +1,9 @@
 #include "theory/table.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 
 #include "error.hpp"
@@ -78,11 +80,13 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec)
     }
     return;
   }
-  os << pad("activation", 12) << pad("sigma_w2", 9) << pad("sigma_b2", 9) << pad("q*", 11) << pad("chi_1", 11)
+  std::size_t name_width = 12;
+  for (const auto& r : rows) name_width = std::max(name_width, r.activation.size());
+  os << pad("activation", name_width) << pad("sigma_w2", 9) << pad("sigma_b2", 9) << pad("q*", 11) << pad("chi_1", 11)
      << pad("c*", 9) << pad("chi_c", 9) << pad("xi_c", 9) << pad("xi_grad", 13) << pad("phase", 9)
      << (spec ? "predicted log10(|dL/dh| first/last)  configuration" : "") << '\n';
   for (const auto& r : rows) {
-    os << pad(r.activation, 12);
+    os << pad(r.activation, name_width);
     if (!r.none.empty()) {
       os << "no prediction: " << r.none << (r.config.empty() ? "" : "  (" + r.config + ")") << '\n';
       continue;
@@ -115,6 +119,36 @@ Act make_act(const Registry& registry, const std::string& name, const Params& pa
   return a;
 }
 
+// "leaky_relu" or "leaky_relu:slope=0.2,..." -> the resolved activation reference, its values
+// checked against the plugin's declarations as a spec's would be.
+v1::PluginRef activation_ref(const Registry& registry, const std::string& text) {
+  const auto colon = text.find(':');
+  v1::SimSpec sim;
+  auto& ref = *sim.mutable_network()->mutable_activation();
+  ref.set_name(text.substr(0, colon));
+  if (colon != std::string::npos)
+    for (const auto& item : detail::split(text.substr(colon + 1), ',')) {
+      const auto eq = item.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw Error("--activation " + text + ": \"" + item + "\" is not name=value; write e.g. leaky_relu:slope=0.2");
+      auto& p = *ref.add_params();
+      p.set_name(item.substr(0, eq));
+      const std::string value = item.substr(eq + 1);
+      char* end = nullptr;
+      const double number = std::strtod(value.c_str(), &end);
+      if (value == "true" || value == "false") p.set_flag(value == "true");
+      else if (!value.empty() && end == value.c_str() + value.size()) p.set_number(number);
+      else p.set_text(value);
+    }
+  sim.mutable_network()->set_depth(1), sim.mutable_network()->set_width(1);
+  try {
+    resolve(sim, registry);
+  } catch (const SpecError& e) {
+    throw Error("--activation " + text + ": " + e.what());
+  }
+  return sim.network().activation();
+}
+
 }  // namespace
 
 void print_grid(std::ostream& os, const Registry& registry, const TableArgs& args) {
@@ -125,7 +159,8 @@ void print_grid(std::ostream& os, const Registry& registry, const TableArgs& arg
         names.push_back(e.info->name);
   std::vector<Row> rows;
   for (const auto& name : names) {
-    const Act a = make_act(registry, name, defaults_of(registry.get(Kind::activation, name).info->params));
+    const v1::PluginRef ref = activation_ref(registry, name);
+    const Act a = make_act(registry, ref.name(), params_of(ref));
     if (!a.phi) throw Error("activation \"" + name + "\" is not elementwise, so mean-field theory does not apply to it");
     for (double b2 : args.bias_vars) {
       std::vector<double> w2s = args.weight_vars;
