@@ -13,7 +13,8 @@
 //    s^2 = sigma_w2 B/(B-1), b ~ N(0, sigma_b2), a = phi(h), u = P a / |P a|, and
 //      lambda = sigma_w2 / (B-1) E[B / |P a|^2 (tr(D (P - u u^T) D) - 1^T D (P - u u^T) D 1 / B)].
 // lambda is the factor E||dL/dh||^2 gains per block backwards, once the gradient's batch
-// covariance has settled (one block from the loss). As B grows it tends to the infinite-batch
+// covariance has settled (one block from the loss); batch_norm_step gives it for any batch
+// distribution of h (the first block's, whose input rows are independent, differs). As B grows it tends to the infinite-batch
 // value (relu: pi/(pi-1)). The expectations are Monte Carlo over B-dimensional Gaussians with a
 // fixed seed: deterministic, with a standard error returned beside the value.
 #pragma once
@@ -28,8 +29,29 @@ struct Estimate {
   double value = 0, error = 0;  ///< the estimate and its Monte Carlo standard error
 };
 
-/// lambda for batch `batch` (>= 4), the norm before (true) or after the activation.
+/// One feature of h over a batch of B rows in the wide limit: N(0, centred P + mean 11^T), the
+/// variance of its centred part per row and the variance of its batch mean. Independent input
+/// rows of variance q give (q, q/B); a dense layer's bias adds sigma_b2 to `mean`.
+struct BatchField {
+  double centred = 1, mean = 0;
+};
+
+/// The factor E||dL/dh||^2 gains per block backwards across a block whose h has the batch
+/// distribution `h`, the next layer's weights being of variance sigma_w2_next / fan_in: the
+/// general form of the lambdas above (they are its steady state).
+Estimate batch_norm_step(const Phi& phi, std::size_t batch, bool before_activation, double sigma_w2_next,
+                         BatchField h, std::size_t samples = std::size_t(1) << 18);
+
+/// lambda at the steady state of a stack with weight and bias variances sigma_w2, sigma_b2, for
+/// batch `batch` (>= 4), the norm before (true) or after the activation.
 Estimate batch_norm_growth(const Phi& phi, std::size_t batch, bool before_activation, double sigma_w2 = 1,
                            double sigma_b2 = 0, std::size_t samples = std::size_t(1) << 18);
+
+/// E[phi(y_1)^2], E[phi(y_1)] and E[phi(y_1) phi(y_2)] for y = sqrt(B) v, v uniform on the
+/// unit sphere of the centred subspace: what the activation after a batch norm sees.
+struct SphereMoments {
+  double sq = 0, mean = 0, cross = 0;
+};
+SphereMoments batch_norm_output_moments(const Phi& phi, std::size_t batch, std::size_t samples = std::size_t(1) << 18);
 
 }  // namespace gradsim::theory

@@ -8,6 +8,8 @@
 #include <tuple>
 
 #include "network/network.hpp"
+#include "spec/spec.hpp"
+#include "theory/batchnorm.hpp"
 #include "theory/meanfield.hpp"
 
 namespace gradsim::theory {
@@ -31,10 +33,23 @@ std::string uncovered(const v1::SimSpec& spec, const Network<double>& net) {
       continue;
     }
     if (node.main || node.use->name == n.activation().name()) continue;
-    for (int k = 0; k < spec.mitigations_size(); ++k)
-      if (node.use->name == spec.mitigations(k).name())
-        return "mitigations[" + std::to_string(k) + "] \"" + node.use->name +
-               "\" inserts layers (normalisation is not covered yet)";
+    for (int k = 0; k < spec.mitigations_size(); ++k) {
+      if (node.use->name != spec.mitigations(k).name()) continue;
+      const std::string where = "mitigations[" + std::to_string(k) + "] \"" + node.use->name + "\"";
+      if (node.use->name != "batch_norm")
+        return where + " inserts layers (of normalisations, theory covers batch norm)";
+      const std::string placement = params_of(spec.mitigations(k)).text("placement");
+      if (placement != "pre_activation" && placement != "post_activation")
+        return where + " at " + placement + ": theory covers batch norm before or after the activation";
+      const auto norms = std::count_if(spec.mitigations().begin(), spec.mitigations().end(),
+                                       [](const auto& m) { return m.name() == "batch_norm"; });
+      if (n.activation_first() || n.linear_readout() || spec.input().has_correlation() || spec.batch() < 4 ||
+          norms > 1 || std::any_of(net.nodes.begin(), net.nodes.end(), [](const auto& m) { return !m.use; }))
+        return where + ": theory covers one batch norm in a plain stack (no residual shortcuts or linear "
+                       "read-out, activation after the layer, no input.correlation, a batch of at least 4)";
+      break;
+    }
+    if (node.use->name == "batch_norm") continue;
     return "layer \"" + node.use->name + "\" is not covered";
   }
   return "";
@@ -51,6 +66,7 @@ double clamp_q(double q) { return std::clamp(q, 1e-200, 1e12); }
 struct Field {
   double p = 0, m = 0, k = 0;
   bool gaussian = false;
+  bool normalised = false;  // a batch norm's output: sqrt(B) times a point on the centred sphere
 };
 
 // The network's values forward (lengths, means, pair moments) and E||dL/d value||^2 backward,
@@ -72,10 +88,39 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
   auto same = [](const Field& a, const Field& b) {
     return a.m == b.m && std::fabs(a.p - b.p) <= 1e-15 * a.p && std::fabs(a.k - b.k) <= 1e-15 * a.p;
   };
+  // Batch norm (Yang et al. 2019; theory/batchnorm.hpp): the rows of a batch are no longer
+  // independent, so k carries the cross moment of two different rows instead of an input
+  // pair's, and the norm together with its activation crosses a block with one factor, put on
+  // the norm's node (the activation's is 1).
+  const double B = double(spec.batch());
+  const double next_w2 = net.init->variances(net.width, net.width)->sigma_w2;
+  bool before = false;  // the norm's placement (uncovered() allows one batch norm, before or after)
+  for (const auto& m : spec.mitigations())
+    if (m.name() == "batch_norm") before = params_of(m).text("placement") == "pre_activation";
+  std::optional<SphereMoments> sphere;
+  std::optional<double> steady;  // the factor of the blocks after the first: their h is in a steady state
   for (std::size_t j = 0; j < n; ++j) {
     const auto& node = net.nodes[j];
     const Field& x = v[j];
     Field& y = v[j + 1];
+    if (node.use && !node.main && node.use->name == "batch_norm") {
+      const Field& h = before ? x : v[j - 1];  // the layer's output: the norm's input, or the activation's
+      if (node.block == 0 || !steady) {
+        const BatchField field{h.p - h.k, (h.p - h.k) / B + h.k};
+        factor[j] = batch_norm_step(phi, spec.batch(), before, next_w2, field, 1 << 16).value / next_w2;
+        if (node.block > 0) steady = factor[j];
+      } else {
+        factor[j] = *steady;
+      }
+      factor[before ? j + 1 : j - 1] = 1;  // the activation's part is in the norm's factor
+      y = {1, 0, -1 / (B - 1), false, true};  // |z|^2 = B with batch mean 0
+      continue;
+    }
+    if (node.use && !node.main && x.normalised) {  // the activation after a batch norm
+      if (!sphere) sphere = batch_norm_output_moments(phi, spec.batch(), 1 << 16);
+      y = {sphere->sq, sphere->mean, sphere->cross, false, false};
+      continue;  // its factor is in the norm's
+    }
     if (!node.use) {  // y = x_s + alpha * x
       const Field& s = v[node.skip_from];
       if (!x.gaussian)
