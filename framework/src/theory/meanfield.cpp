@@ -130,6 +130,7 @@ double depth_scale(double chi) { return chi == 1 ? kInf : -1 / std::log(chi); }
 }  // namespace
 
 double fixed_length(const Maps& m, double q0) {
+  q0 = std::max(q0, kSmallQ);  // from a zero input the map first moves to q_next(0)
   // The length map is increasing in q, so from q0 the iterates move monotonically to the
   // nearest fixed point in the direction of F(q0) = q_next(q0) - q0.
   auto F = [&](double q) {
