@@ -36,8 +36,9 @@ std::string uncovered(const v1::SimSpec& spec, const Network<double>& net) {
     for (int k = 0; k < spec.mitigations_size(); ++k) {
       if (node.use->name != spec.mitigations(k).name()) continue;
       const std::string where = "mitigations[" + std::to_string(k) + "] \"" + node.use->name + "\"";
+      if (node.use->name == "layer_norm" || node.use->name == "rms_norm") break;
       if (node.use->name != "batch_norm")
-        return where + " inserts layers (of normalisations, theory covers batch norm)";
+        return where + " inserts layers (of the normalisations, theory covers layer, RMS and batch norm)";
       const std::string placement = params_of(spec.mitigations(k)).text("placement");
       if (placement != "pre_activation" && placement != "post_activation")
         return where + " at " + placement + ": theory covers batch norm before or after the activation";
@@ -49,7 +50,7 @@ std::string uncovered(const v1::SimSpec& spec, const Network<double>& net) {
                        "read-out, activation after the layer, no input.correlation, a batch of at least 4)";
       break;
     }
-    if (node.use->name == "batch_norm") continue;
+    if (node.use->name == "batch_norm" || node.use->name == "layer_norm" || node.use->name == "rms_norm") continue;
     return "layer \"" + node.use->name + "\" is not covered";
   }
   return "";
@@ -114,6 +115,20 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
       }
       factor[before ? j + 1 : j - 1] = 1;  // the activation's part is in the norm's factor
       y = {1, 0, -1 / (B - 1), false, true};  // |z|^2 = B with batch mean 0
+      continue;
+    }
+    if (node.use && !node.main && (node.use->name == "layer_norm" || node.use->name == "rms_norm")) {
+      // Over a row's n features, in the wide limit: the row's mean is the field's mean m and
+      // its mean square p, so y = (x - m) / sqrt(p - m^2 + eps) (RMS: x / sqrt(p + eps)), and
+      // backward E||dx||^2 = E||dy||^2 / (p - m^2 + eps): the norm's Jacobian removes the
+      // two directions 1 and y, which weigh 2/n of the gradient.
+      const bool rms = node.use->name == "rms_norm";
+      double eps = 0;
+      for (const auto& m : spec.mitigations())
+        if (m.name() == node.use->name) eps = params_of(m).number("eps");
+      const double var = rms ? x.p : x.p - x.m * x.m, s2 = var + eps;
+      y = {var / s2, rms ? x.m / std::sqrt(s2) : 0, (rms ? x.k : x.k - x.m * x.m) / s2, x.gaussian};
+      factor[j] = 1 / s2;
       continue;
     }
     if (node.use && !node.main && x.normalised) {  // the activation after a batch norm

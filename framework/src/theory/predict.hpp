@@ -2,13 +2,14 @@
 //
 // Theory covers a stack of dense layers with an elementwise activation (after or before each
 // layer; a linear read-out allowed), residual shortcuts around branches that end in a dense
-// layer (x + alpha (W phi(x) + b), any span), one batch norm before or after the activation of
-// every block in a plain stack (at finite batch, theory/batchnorm.hpp), weights from an
+// layer (x + alpha (W phi(x) + b), any span), layer and RMS norm at any site, one batch norm
+// before or after the activation of every block in a plain stack (at finite batch,
+// theory/batchnorm.hpp), weights from an
 // initialiser that states its variances, any input variance and input correlation, in any
 // number format (it predicts the real-valued network). It does not cover (and says so in the
 // trace, never predicting wrongly): tied weights, layers other than dense, activations that
 // are not elementwise (softmax), initialisers without variances (identity), other layers a
-// mitigation inserts (layer and RMS norm, batch norm elsewhere), residual branches that end in
+// mitigation inserts (batch norm elsewhere), residual branches that end in
 // their activation, projected shortcuts, and a pass whose flowing gradient a mitigation
 // changed (flowing-gradient clipping). Uniform loss
 // scaling is covered: the prediction is anchored at the measured last block.
