@@ -88,10 +88,11 @@ def signal_figure(path):
             if column == "grad_norm" and g.predicted_grad_norm.notna().any():  # theory beside it
                 pred = by_layer["predicted_grad_norm"].median()
                 ok = np.isfinite(pred.values) & (pred.values > 0)
-                ax.plot(pred.index[ok], np.log10(pred.values[ok]), ":", color="black", lw=1.0,
-                        label="mean-field theory" if not theory else None)
+                ax.plot(pred.index[ok], np.log10(pred.values[ok]), ":", color="black", lw=1.0)
                 theory = True
         lines += 1
+    if theory:  # one legend entry for all of theory's lines, after the configurations
+        ax_g.plot([], [], ":", color="black", lw=1.0, label="mean-field theory")
     for ax in (ax_g, ax_v):
         if not ax.lines:
             ax.text(0.5, 0.5, "no finite values to show\n(the numbers left the format)", transform=ax.transAxes,

@@ -108,8 +108,8 @@ names = [w[0] for w in written]
 check(names == ["signal", "phase"], f"signal and phase figures for a two-numeric-axis sweep, got {names}")
 fig, info = gradsim.plot.signal_figure(zpb)
 check(info["lines"] == 2 * 3 * 2, "one line per configuration (12)")
-check(len(fig.axes[0].lines) == 24 and len(fig.axes[1].lines) == 12,
-      "12 lines in each panel, and theory's dotted line beside each gradient line")
+check(len(fig.axes[0].lines) == 25 and len(fig.axes[1].lines) == 12,
+      "12 lines in each panel, theory's dotted line beside each gradient line, and its legend entry")
 check(sims_df.predicted_log10_first_over_last.notna().all() and (sims_df.no_prediction == "").all(),
       "theory predicts every simulation of a plain stack")
 last = layers[layers.layer == layers.groupby("index").layer.transform("max")]
