@@ -61,6 +61,28 @@ std::string uncovered(const v1::SimSpec& spec, const Network<double>& net) {
 // linear or asymptotically linear ones, the maps' ratios tend to constants).
 double clamp_q(double q) { return std::clamp(q, 1e-200, 1e12); }
 
+// Batch norm's Monte Carlo expectations, shared by the configurations that ask the same of
+// the same activation (a sweep over depth asks the same at every point): key -> value.
+template <class F>
+double remembered(const std::string& key, F&& compute) {
+  static std::mutex mutex;
+  static std::map<std::string, double> memory;
+  {
+    std::lock_guard lock(mutex);
+    if (auto it = memory.find(key); it != memory.end()) return it->second;
+  }
+  const double value = compute();
+  std::lock_guard lock(mutex);
+  if (memory.size() >= 4096) memory.clear();
+  return memory.emplace(key, value).first->second;
+}
+
+std::string key_of(const v1::PluginRef& activation, std::initializer_list<double> numbers) {
+  std::string key = activation.SerializeAsString();
+  for (double x : numbers) key.append(reinterpret_cast<const char*>(&x), sizeof x);
+  return key;
+}
+
 // One value of the network in the wide limit, per feature: second moment p, mean m (over the
 // features), the cross moment k of a correlated input pair, and whether it is a centred
 // Gaussian field (a dense layer's output, or a sum of them and of the input).
@@ -108,7 +130,9 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
       const Field& h = before ? x : v[j - 1];  // the layer's output: the norm's input, or the activation's
       if (node.block == 0 || !steady) {
         const BatchField field{h.p - h.k, (h.p - h.k) / B + h.k};
-        factor[j] = batch_norm_step(phi, spec.batch(), before, next_w2, field, 1 << 16).value / next_w2;
+        factor[j] = remembered(key_of(spec.network().activation(), {B, double(before), next_w2, field.centred, field.mean}), [&] {
+          return batch_norm_step(phi, spec.batch(), before, next_w2, field, 1 << 16).value / next_w2;
+        });
         if (node.block > 0) steady = factor[j];
       } else {
         factor[j] = *steady;
@@ -132,7 +156,16 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
       continue;
     }
     if (node.use && !node.main && x.normalised) {  // the activation after a batch norm
-      if (!sphere) sphere = batch_norm_output_moments(phi, spec.batch(), 1 << 16);
+      if (!sphere) {
+        std::optional<SphereMoments> fresh;  // computed at most once, on the first miss
+        auto moments = [&] { return fresh ? *fresh : *(fresh = batch_norm_output_moments(phi, spec.batch(), 1 << 16)); };
+        const std::string key = key_of(spec.network().activation(), {B});
+        SphereMoments m;
+        m.sq = remembered(key + "sq", [&] { return moments().sq; });
+        m.mean = remembered(key + "mean", [&] { return moments().mean; });
+        m.cross = remembered(key + "cross", [&] { return moments().cross; });
+        sphere = m;
+      }
       y = {sphere->sq, sphere->mean, sphere->cross, false, false};
       continue;  // its factor is in the norm's
     }
