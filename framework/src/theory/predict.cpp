@@ -97,7 +97,7 @@ struct Field {
 // independence (the backward pass sees weights independent of the forward's), exact for wide
 // feed-forward stacks and for residual branches that end in a dense layer; a branch that
 // ends in its activation, x + alpha phi(W x + b), breaks it (relu, alpha = 1: measured growth
-// 12.6 decades over 60 blocks at any width against its 8.9), so it is refused.
+// 12.4 to 12.8 decades over 60 blocks at widths 128 to 1024, against its 8.9), so it is refused.
 std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const Phi& phi, Prediction& p) {
   const std::size_t n = net.nodes.size();
   const bool pairs = spec.input().has_correlation();
