@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <sstream>
 
 #include "io/trace_io.hpp"
 #include "spec/spec.hpp"
@@ -84,18 +85,20 @@ void RunSummary::print(std::ostream& os) const {
   os << "  n  log10(|dL/dh| first/last): median [min, max]  " << (theory ? "theory  " : "") << "verdict     configuration\n";
   for (const auto& g : groups_) {
     const Row r = row(g);
-    std::string notes;
-    if (g.failed) notes += " " + std::to_string(g.failed) + " failed";
-    if (g.nonfinite) notes += " " + std::to_string(g.nonfinite) + " non-finite";
+    std::ostringstream notes;
+    if (g.failed) notes << ' ' << g.failed << " failed";
+    if (g.nonfinite) notes << ' ' << g.nonfinite << " non-finite";
     for (auto [layers, what] : {std::pair{&g.overflow_layers, "overflowed"}, {&g.underflow_layers, "underflowed"}}) {
       if (layers->empty()) continue;
       const auto [lo, hi] = std::minmax_element(layers->begin(), layers->end());
-      notes += " " + std::to_string(layers->size()) + " " + what + " (dL/dh at layer " + std::to_string(*hi) +
-               (*lo == *hi ? "" : " to " + std::to_string(*lo)) + ")";
+      notes << ' ' << layers->size() << ' ' << what << " (dL/dh at layer " << *hi;
+      if (*lo != *hi) notes << " to " << *lo;
+      notes << ')';
     }
     os << fmt("%3.0f", double(r.n)) << (std::isnan(r.median) ? std::string(29, ' ') : fmt("  %+27.2f", r.median))
        << (std::isnan(r.min) ? std::string(17, ' ') : fmt(" [%+6.2f,", r.min) + fmt(" %+6.2f]", r.max)) << "  "
-       << (!theory ? "" : std::isnan(r.predicted) ? "   -    " : fmt("%+6.2f  ", r.predicted)) << pad(r.verdict, 10) << "  " << (g.label.empty() ? "(base)" : g.label) << notes << '\n';
+       << (!theory ? "" : std::isnan(r.predicted) ? "   -    " : fmt("%+6.2f  ", r.predicted)) << pad(r.verdict, 10)
+       << "  " << (g.label.empty() ? "(base)" : g.label) << notes.str() << '\n';
   }
   os << "verdict: |median| <= " << band_ << " stable (--stable-band), below vanishing, above exploding; "
         "non-finite: the gradient left the format (inf, NaN or all zeros) in most simulations\n";
@@ -149,10 +152,12 @@ void write_layers_csv(std::ostream& os, TraceReader& reader) {
   auto num = [](double v) { return fmt("%.17g", v); };
   v1::SimTrace t;
   while (reader.next(t)) {
-    std::string prefix = std::to_string(t.index()) + "," + std::to_string(t.index() % replicas);
+    std::ostringstream row;
+    row << t.index() << ',' << t.index() % replicas;
     const auto idx = detail::axis_indices(sweep, t.index());
-    for (int k = 0; k < sweep.axis_size(); ++k) prefix += "," + csv_field(detail::value_text(sweep.axis(k), idx[k]));
-    prefix += "," + std::string(t.status() == v1::SimTrace::OK ? "ok" : "failed");
+    for (int k = 0; k < sweep.axis_size(); ++k) row << ',' << csv_field(detail::value_text(sweep.axis(k), idx[k]));
+    row << ',' << (t.status() == v1::SimTrace::OK ? "ok" : "failed");
+    const std::string prefix = row.str();
     for (const auto& l : t.layers()) {
       const auto &o = l.output(), &g = l.grad();
       os << prefix << ',' << l.index() << ',' << num(l.grad_norm()) << ',' << num(l.act_grad_norm()) << ','
