@@ -455,6 +455,8 @@ int main(int argc, char** argv) try {
   theory_cmd->add_option("--bias-std", bias_stds, "bias standard deviation, instead of --bias-var (repeatable)")
       ->check(finite)->excludes(bias_var);
   theory_cmd->add_option("--input-var", ta.input_var, "the input's variance q0")->capture_default_str()->check(finite);
+  theory_cmd->add_option("--batch-norm", ta.batch_norm, "also batch norm's gradient growth per block at this batch "
+                                                         "(before and after the activation)")->check(CLI::Range(4, 65536));
   theory_cmd->add_flag("--critical", ta.critical, "find sigma_w2 on the edge of chaos (chi_1 = 1) for each activation and bias");
   theory_cmd->add_flag("--json", ta.json, "one JSON object per row");
   auto* plugins = app.add_subcommand("plugins", "list every plugin found, with its parameters");

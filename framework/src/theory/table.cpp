@@ -8,6 +8,7 @@
 
 #include "error.hpp"
 #include "run/validate.hpp"
+#include "theory/batchnorm.hpp"
 #include "theory/meanfield.hpp"
 #include "theory/predict.hpp"
 
@@ -22,6 +23,7 @@ struct Row {
   std::string config;  // spec rows: the configuration
   double predicted = NAN;  // spec rows: the network's predicted log10(first/last)
   std::string none;        // spec rows: why theory has nothing to say
+  double bn_before = NAN, bn_after = NAN;  // --batch-norm: log10 |dL/dh| gained per block
 };
 
 std::string text(double v) {
@@ -61,7 +63,7 @@ std::string pad(std::string s, std::size_t width) {
   return s + ' ';
 }
 
-void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec) {
+void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec, std::size_t batch_norm = 0) {
   if (json) {
     for (const auto& r : rows) {
       os << "{\"activation\": " << json_text(r.activation);
@@ -76,6 +78,9 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec)
          << ", \"xi_c\": " << json_number(r.fp.xi_c) << ", \"xi_grad\": " << json_number(r.fp.xi_grad)
          << ", \"phase\": " << json_text(r.fp.phase);
       if (spec) os << ", \"predicted_log10_first_over_last\": " << json_number(r.predicted);
+      if (batch_norm)
+        os << ", \"batch_norm_before_activation\": " << json_number(r.bn_before)
+           << ", \"batch_norm_after_activation\": " << json_number(r.bn_after);
       os << "}\n";
     }
     return;
@@ -84,7 +89,8 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec)
   for (const auto& r : rows) name_width = std::max(name_width, r.activation.size());
   os << pad("activation", name_width) << pad("sigma_w2", 9) << pad("sigma_b2", 9) << pad("q*", 11) << pad("chi_1", 11)
      << pad("c*", 9) << pad("chi_c", 9) << pad("xi_c", 9) << pad("xi_grad", 13) << pad("phase", 9)
-     << (spec ? "predicted log10(|dL/dh| first/last)  configuration" : "") << '\n';
+     << (spec ? "predicted log10(|dL/dh| first/last)  configuration" : "")
+     << (batch_norm ? "BN before  BN after" : "") << '\n';
   for (const auto& r : rows) {
     os << pad(r.activation, name_width);
     if (!r.none.empty()) {
@@ -99,12 +105,20 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec)
       std::snprintf(buf, sizeof buf, "%+.3f", r.predicted);
       os << pad(buf, 36) << (r.config.empty() ? "(base)" : r.config);
     }
+    if (batch_norm) {
+      char buf[48];
+      std::snprintf(buf, sizeof buf, "%+.4f    %+.4f", r.bn_before, r.bn_after);
+      os << buf;
+    }
     os << '\n';
   }
   if (spec) return;
   os << "q*: fixed point of the length map E[h^2] (from the input's); chi_1 = sigma_w2 E[phi'(h)^2] at q*, the\n"
         "factor |dL/dh|^2 gains per layer backwards; c*, chi_c: the correlation map's stable fixed point and slope;\n"
         "xi = -1/ln chi, in layers (negative: growth). \"-\": undefined (q* is 0 or inf: no signal to correlate).\n";
+  if (batch_norm)
+    os << "BN before/after: log10 |dL/dh| gained per block with batch norm (batch " << batch_norm
+       << ") before or after the activation (finite-batch mean field, Yang et al. 2019; Monte Carlo, +-0.0001)\n";
 }
 
 // An activation in float64 and its Phi, kept together (Phi refers to the activation's functions).
@@ -172,10 +186,17 @@ void print_grid(std::ostream& os, const Registry& registry, const TableArgs& arg
         }
         w2s = {*w2};
       }
-      for (double w2 : w2s) rows.push_back({name, w2, b2, analyse(*a.phi, w2, b2, w2 * args.input_var + b2), "", NAN, ""});
+      for (double w2 : w2s) {
+        Row r{name, w2, b2, analyse(*a.phi, w2, b2, w2 * args.input_var + b2), "", NAN, ""};
+        if (args.batch_norm) {
+          r.bn_before = 0.5 * std::log10(batch_norm_growth(*a.phi, args.batch_norm, true, w2, b2).value);
+          r.bn_after = 0.5 * std::log10(batch_norm_growth(*a.phi, args.batch_norm, false, w2, b2).value);
+        }
+        rows.push_back(r);
+      }
     }
   }
-  print(os, rows, args.json, false);
+  print(os, rows, args.json, false, args.batch_norm);
 }
 
 void print_spec(std::ostream& os, const Registry& registry, const SpecFile& spec, bool json) {

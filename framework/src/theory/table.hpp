@@ -17,6 +17,7 @@ struct TableArgs {
   std::vector<double> bias_vars{0};         ///< sigma_b2
   double input_var = 1;                     ///< q0
   bool critical = false;                    ///< find sigma_w2 with chi_1 = 1 instead
+  std::size_t batch_norm = 0;               ///< > 0: batch norm's growth at this batch, too
   bool json = false;
 };
 
