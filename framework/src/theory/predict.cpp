@@ -218,6 +218,9 @@ std::string interpret(const v1::SimSpec& spec, const Network<double>& net, const
     if (net.nodes[j].block > 0) beta += 1.0 / double(net.nodes[j].use->in_cols);
   }
   p.log10_spread = std::sqrt(5 * beta) / (2 * std::log(10.0));
+  p.plain = std::all_of(net.nodes.begin(), net.nodes.end(), [&](const auto& node) {
+    return node.use && (node.main || node.use->name == spec.network().activation().name());
+  });
   for (std::size_t end : net.block_end) p.out_sq.push_back(v[end].p);
   p.log10_first_over_last = 0.5 * std::log10(p.grad_sq.front() / p.grad_sq.back());
   return "";

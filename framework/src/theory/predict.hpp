@@ -33,6 +33,7 @@ struct Prediction {
   std::vector<double> grad_sq;
   double log10_first_over_last = 0;
   double log10_spread = 0;  ///< see v1::Prediction
+  bool plain = false;  ///< only dense layers and the activation: the fixed-point analysis applies
 };
 
 /// What theory predicts for a resolved spec. Cached per configuration (label, seed, format

@@ -112,7 +112,11 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec,
     }
     os << '\n';
   }
-  if (spec) return;
+  if (spec) {
+    os << "q* to phase: the fixed point of one dense layer and the activation (\"-\" for a network with norms or\n"
+          "shortcuts, whose blocks they do not describe); the predicted log-ratio is the whole network's\n";
+    return;
+  }
   os << "q*: fixed point of the length map E[h^2] (from the input's); chi_1 = sigma_w2 E[phi'(h)^2] at q*, the\n"
         "factor |dL/dh|^2 gains per layer backwards; c*, chi_c: the correlation map's stable fixed point and slope;\n"
         "xi = -1/ln chi, in layers (negative: growth). \"-\": undefined (q* is 0 or inf: no signal to correlate).\n";
@@ -215,7 +219,12 @@ void print_spec(std::ostream& os, const Registry& registry, const SpecFile& spec
     if (r.none.empty()) {
       const Act a = make_act(registry, r.activation, params_of(sim.network().activation()));
       r.w2 = p->sigma_w2, r.b2 = p->sigma_b2, r.predicted = p->log10_first_over_last;
-      r.fp = analyse(*a.phi, r.w2, r.b2, p->q.size() > 1 ? p->q[1] : p->q[0]);
+      if (p->plain) {
+        r.fp = analyse(*a.phi, r.w2, r.b2, p->q.size() > 1 ? p->q[1] : p->q[0]);
+      } else {  // norms or shortcuts: the layer's own maps do not describe the network
+        r.fp.q_star = r.fp.chi_1 = r.fp.c_star = r.fp.chi_c = r.fp.xi_c = r.fp.xi_grad = NAN;
+        r.fp.phase = "-";
+      }
     }
     rows.push_back(std::move(r));
   }
