@@ -5,37 +5,13 @@
 #include <cmath>
 #include <map>
 
-#include "../common.hpp"
-#include "io/report.hpp"
-#include "run/validate.hpp"
-#include "spec/spec.hpp"
 #include "network/stats.hpp"
-#include "run/sweep.hpp"
+#include "run_sims.hpp"
 
 namespace gradsim {
 namespace {
 
-std::vector<v1::SimTrace> run_sim(const std::string& name) {
-  const auto spec = read_spec(std::string(GRADSIM_SIMS_DIR) + "/" + name);
-  const auto v = validate(spec, test::builtins());
-  std::vector<v1::SimTrace> out;
-  run_sweep(spec, test::builtins(), v.count, SweepOptions{}, [&](const v1::SimTrace& t) { out.push_back(t); });
-  for (const auto& t : out) EXPECT_EQ(t.status(), v1::SimTrace::OK) << name << ": " << t.message();
-  return out;
-}
-
-double log_ratio(const v1::SimTrace& t) {
-  std::vector<double> g;
-  for (const auto& l : t.layers()) g.push_back(l.grad_norm());
-  return log10_first_over_last(g);
-}
-
-// Groups by label (the axis values); replicas of a point share its label.
-std::map<std::string, std::vector<const v1::SimTrace*>> by_label(const std::vector<v1::SimTrace>& ts) {
-  std::map<std::string, std::vector<const v1::SimTrace*>> out;
-  for (const auto& t : ts) out[t.spec().label()].push_back(&t);
-  return out;
-}
+using test::by_label, test::log_ratio, test::run_sim;
 
 TEST(Sims, DefaultReluHeIsLevelAndGainOneVanishes) {
   const auto ts = run_sim("default.textproto");

@@ -7,11 +7,7 @@
 #include <map>
 #include <set>
 
-#include "../common.hpp"
-#include "io/report.hpp"
-#include "run/sweep.hpp"
-#include "run/validate.hpp"
-#include "spec/spec.hpp"
+#include "run_sims.hpp"
 #include "theory/batchnorm.hpp"
 #include "theory/meanfield.hpp"
 
@@ -20,26 +16,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-std::vector<v1::SimTrace> run_text(const std::string& text) {
-  const auto spec = parse_spec(text, "test.textproto");
-  const auto v = validate(spec, test::builtins());
-  std::vector<v1::SimTrace> out;
-  run_sweep(spec, test::builtins(), v.count, SweepOptions{}, [&](const v1::SimTrace& t) { out.push_back(t); });
-  for (const auto& t : out) EXPECT_EQ(t.status(), v1::SimTrace::OK) << t.message();
-  return out;
-}
-
-double log_ratio(const v1::SimTrace& t) {
-  std::vector<double> g;
-  for (const auto& l : t.layers()) g.push_back(l.grad_norm());
-  return log10_first_over_last(g);
-}
-
-std::map<std::string, std::vector<const v1::SimTrace*>> by_label(const std::vector<v1::SimTrace>& ts) {
-  std::map<std::string, std::vector<const v1::SimTrace*>> out;
-  for (const auto& t : ts) out[t.spec().label()].push_back(&t);
-  return out;
-}
+using test::by_label, test::log_ratio, test::run_spec, test::run_text;
 
 // Width 512, 20 layers, 6 seeds, four activations, each in its ordered and its chaotic phase.
 // Tolerance: the finite-width fluctuation of log |g|^2 has variance about 5 sum_l 1/n_l (Hanin
@@ -80,9 +57,7 @@ TEST(TheorySims, GradientsFollowMeanFieldAtWidth512InBothPhases) {
 // deviations of the seeds' spread (at least 0.05) of theory's.
 TEST(TheorySims, EdgeOfChaosSpecChangesSignWhereTheorySays) {
   const auto spec = read_spec(std::string(GRADSIM_SIMS_DIR) + "/edge_of_chaos.textproto");
-  const auto v = validate(spec, test::builtins());
-  std::vector<v1::SimTrace> ts;
-  run_sweep(spec, test::builtins(), v.count, SweepOptions{}, [&](const v1::SimTrace& t) { ts.push_back(t); });
+  const auto ts = run_spec(spec);
   const auto& axis = spec.sweep.axis(1);
   const auto groups = by_label(ts);
   for (const char* bias : {"0", "0.223607"}) {
@@ -123,10 +98,7 @@ TEST(TheorySims, BatchNormGrowthMatchesFiniteBatchTheory) {
   GTEST_SKIP() << "48 simulations of 100 x 512 take minutes under the sanitizers; the statistics are "
                   "the Release suite's job, and batch norm and theory's code run under them elsewhere";
 #endif
-  const auto spec = read_spec(std::string(GRADSIM_SIMS_DIR) + "/batch_norm.textproto");
-  const auto v = validate(spec, test::builtins());
-  std::vector<v1::SimTrace> ts;
-  run_sweep(spec, test::builtins(), v.count, SweepOptions{}, [&](const v1::SimTrace& t) { ts.push_back(t); });
+  const auto ts = test::run_sim("batch_norm.textproto");
   const auto* info = test::builtins().get(Kind::activation, "relu").info;
   const auto act = info->make<double>().activation(defaults_of(info->params));
   const theory::Phi relu = theory::Phi::of(*act->elementwise());
