@@ -66,19 +66,6 @@ Registry load_plugins(const std::vector<std::string>& dirs) {
   return registry;
 }
 
-std::string json_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else out += c;
-  }
-  return '"' + out + '"';
-}
-
 std::string default_text(const ParamDecl& d) {
   switch (d.type) {
     case ParamType::choice: return d.default_text;
@@ -114,16 +101,16 @@ void list_plugins(const Registry& registry, bool json) {
     bool first = true;
     for (const auto& e : registry.entries()) {
       const auto& p = *e.info;
-      std::cout << (first ? "\n" : ",\n") << "  {\"kind\": " << json_escape(kind_name(p.kind))
-                << ", \"name\": " << json_escape(p.name) << ", \"version\": " << json_escape(p.version)
-                << ", \"library\": " << json_escape(e.library->file.string())
-                << ", \"help\": " << json_escape(p.help) << ", \"params\": [";
+      std::cout << (first ? "\n" : ",\n") << "  {\"kind\": " << json_quote(kind_name(p.kind))
+                << ", \"name\": " << json_quote(p.name) << ", \"version\": " << json_quote(p.version)
+                << ", \"library\": " << json_quote(e.library->file.string())
+                << ", \"help\": " << json_quote(p.help) << ", \"params\": [";
       for (std::size_t i = 0; i < p.params.size(); ++i) {
         const auto& d = p.params[i];
-        std::cout << (i ? ", " : "") << "{\"name\": " << json_escape(d.name)
-                  << ", \"type\": " << json_escape(type_text(d.type))
-                  << ", \"default\": " << json_escape(default_text(d))
-                  << ", \"range\": " << json_escape(range_text(d)) << ", \"help\": " << json_escape(d.help) << "}";
+        std::cout << (i ? ", " : "") << "{\"name\": " << json_quote(d.name)
+                  << ", \"type\": " << json_quote(type_text(d.type))
+                  << ", \"default\": " << json_quote(default_text(d))
+                  << ", \"range\": " << json_quote(range_text(d)) << ", \"help\": " << json_quote(d.help) << "}";
       }
       std::cout << "]}";
       first = false;

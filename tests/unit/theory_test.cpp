@@ -52,7 +52,7 @@ TEST(Theory, LinearAndReluMatchTheirClosedForms) {
   // From an input of length 0 the map moves first to q_next(0) = sigma_w2 phi(0)^2 + sigma_b2.
   auto sigmoid = load("sigmoid");
   EXPECT_LT(rel(analyse(sigmoid.phi, 1, 0, 0).q_star, analyse(sigmoid.phi, 1, 0, 1).q_star), 1e-10);
-  EXPECT_GT(analyse(sigmoid.phi, 1, 0, 0).q_star, 0.26);
+  EXPECT_GT(analyse(sigmoid.phi, 1, 0, 0).q_star, 0.25);  // above q_next(0): the map is increasing
 }
 
 // The arc-cosine kernel (Cho & Saul 2009): relu's two-point integrals, cut at relu's kink.

@@ -86,6 +86,8 @@ void write_layers_csv(std::ostream& os, TraceReader& reader);
 
 /// A CSV field: as is, or quoted (with "" for ") when it holds a comma, quote or newline.
 std::string csv_field(const std::string& s);
+/// `s` as a JSON string, quoted, with `"`, `\` and control characters escaped.
+std::string json_quote(const std::string& s);
 
 /// `gradsim inspect`: one simulation, every layer, its events and training steps.
 void print_trace(std::ostream& os, const v1::SimTrace& t);

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "error.hpp"
+#include "io/report.hpp"
 #include "run/validate.hpp"
 #include "theory/batchnorm.hpp"
 #include "theory/meanfield.hpp"
@@ -43,21 +44,6 @@ std::string json_number(double v) {
   return buf;
 }
 
-std::string json_text(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::string pad(std::string s, std::size_t width) {
   if (s.size() < width) s.resize(width, ' ');
   return s + ' ';
@@ -66,17 +52,17 @@ std::string pad(std::string s, std::size_t width) {
 void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec, std::size_t batch_norm = 0) {
   if (json) {
     for (const auto& r : rows) {
-      os << "{\"activation\": " << json_text(r.activation);
-      if (spec) os << ", \"configuration\": " << json_text(r.config);
+      os << "{\"activation\": " << json_quote(r.activation);
+      if (spec) os << ", \"configuration\": " << json_quote(r.config);
       if (!r.none.empty()) {
-        os << ", \"none\": " << json_text(r.none) << "}\n";
+        os << ", \"none\": " << json_quote(r.none) << "}\n";
         continue;
       }
       os << ", \"sigma_w2\": " << json_number(r.w2) << ", \"sigma_b2\": " << json_number(r.b2)
          << ", \"q_star\": " << json_number(r.fp.q_star) << ", \"chi_1\": " << json_number(r.fp.chi_1)
          << ", \"c_star\": " << json_number(r.fp.c_star) << ", \"chi_c\": " << json_number(r.fp.chi_c)
          << ", \"xi_c\": " << json_number(r.fp.xi_c) << ", \"xi_grad\": " << json_number(r.fp.xi_grad)
-         << ", \"phase\": " << json_text(r.fp.phase);
+         << ", \"phase\": " << json_quote(r.fp.phase);
       if (spec) os << ", \"predicted_log10_first_over_last\": " << json_number(r.predicted);
       if (batch_norm)
         os << ", \"batch_norm_before_activation\": " << json_number(r.bn_before)
@@ -94,7 +80,9 @@ void print(std::ostream& os, const std::vector<Row>& rows, bool json, bool spec,
   for (const auto& r : rows) {
     os << pad(r.activation, name_width);
     if (!r.none.empty()) {
-      os << "no prediction: " << r.none << (r.config.empty() ? "" : "  (" + r.config + ")") << '\n';
+      os << "no prediction: " << r.none;
+      if (!r.config.empty()) os << "  (" << r.config << ')';
+      os << '\n';
       continue;
     }
     os << pad(text(r.w2), 9) << pad(text(r.b2), 9) << pad(text(r.fp.q_star), 11) << pad(text(r.fp.chi_1), 11)
@@ -185,18 +173,21 @@ void print_grid(std::ostream& os, const Registry& registry, const TableArgs& arg
       if (args.critical) {
         const auto w2 = critical_weight_variance(*a.phi, b2, args.input_var);
         if (!w2) {
-          rows.push_back({name, NAN, b2, {}, "", NAN, "chi_1 does not cross 1 for sigma_w2 in [0.001, 10000]"});
+          Row r;
+          r.activation = name, r.w2 = NAN, r.b2 = b2, r.none = "chi_1 does not cross 1 for sigma_w2 in [0.001, 10000]";
+          rows.push_back(std::move(r));
           continue;
         }
         w2s = {*w2};
       }
       for (double w2 : w2s) {
-        Row r{name, w2, b2, analyse(*a.phi, w2, b2, w2 * args.input_var + b2), "", NAN, ""};
+        Row r;
+        r.activation = name, r.w2 = w2, r.b2 = b2, r.fp = analyse(*a.phi, w2, b2, w2 * args.input_var + b2);
         if (args.batch_norm) {
           r.bn_before = 0.5 * std::log10(batch_norm_growth(*a.phi, args.batch_norm, true, w2, b2).value);
           r.bn_after = 0.5 * std::log10(batch_norm_growth(*a.phi, args.batch_norm, false, w2, b2).value);
         }
-        rows.push_back(r);
+        rows.push_back(std::move(r));
       }
     }
   }
@@ -222,8 +213,10 @@ void print_spec(std::ostream& os, const Registry& registry, const SpecFile& spec
       if (p->plain) {
         r.fp = analyse(*a.phi, r.w2, r.b2, p->q.size() > 1 ? p->q[1] : p->q[0]);
       } else {  // norms or shortcuts: the layer's own maps do not describe the network
-        r.fp.q_star = r.fp.chi_1 = r.fp.c_star = r.fp.chi_c = r.fp.xi_c = r.fp.xi_grad = NAN;
-        r.fp.phase = "-";
+        FixedPoint none;
+        none.q_star = none.chi_1 = none.c_star = none.chi_c = none.xi_c = none.xi_grad = NAN;
+        none.phase = std::string(1, '-');
+        r.fp = std::move(none);
       }
     }
     rows.push_back(std::move(r));
