@@ -52,6 +52,8 @@ class Norm final : public gradsim::Layer<T> {
     }
   }
 
+  bool mixes_rows() const override { return K == NormKind::batch; }
+
   void backward(gradsim::Ctx<T>& ctx, const M&, const M&, const M& dy, M& dx) const override {
     const M& xhat_g = ctx.saved(0);
     const M& inv = ctx.saved(1);

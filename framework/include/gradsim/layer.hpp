@@ -96,6 +96,9 @@ class GRADSIM_EXPORT Layer {
   /// call it belongs to; called at most once per forward().
   virtual void backward(Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
                         Matrix<T>& dx) const = 0;
+  /// Whether a row of y depends on other rows of x (batch norm's statistics over the batch).
+  /// Such a layer has no per-example Jacobian, so a spec asking for one (`jacobian`) is refused.
+  virtual bool mixes_rows() const { return false; }
 };
 
 }  // namespace gradsim

@@ -36,6 +36,12 @@ double log10_first_over_last(const std::vector<double>& g) {
   return g.empty() ? NAN : std::log10(g.front() / g.back());
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
 std::string verdict(double m, double band) {
   if (std::isnan(m)) return "non-finite";
   return m < -band ? "vanishing" : m > band ? "exploding" : "stable";
@@ -44,7 +50,7 @@ std::string verdict(double m, double band) {
 void RunSummary::add(const v1::SimTrace& t) {
   const std::string config = detail::configuration_text(sweep_, t.index());
   auto [it, fresh] = group_of_.try_emplace(config, groups_.size());
-  if (fresh) groups_.push_back({config, {}, 0, 0, {}, {}, {}});
+  if (fresh) groups_.push_back({config, {}, 0, 0, {}, {}, {}, {}});
   auto& g = groups_[it->second];
   std::vector<double> norms;
   for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
@@ -54,23 +60,19 @@ void RunSummary::add(const v1::SimTrace& t) {
   else ++g.nonfinite;
   if (t.status() == v1::SimTrace::OK && t.prediction().none().empty() && t.layers_size())
     g.predicted.push_back(t.prediction().log10_first_over_last());
+  for (const auto& sp : t.jacobian()) g.spreads.push_back(sp.log10_spread());
   if (t.has_grad_overflow_layer()) g.overflow_layers.push_back(t.grad_overflow_layer());
   if (t.has_grad_underflow_layer()) g.underflow_layers.push_back(t.grad_underflow_layer());
   if (columns_.size() < columns_max_ && !norms.empty()) columns_.push_back({t.index(), std::move(norms)});
 }
 
 RunSummary::Row RunSummary::row(const Group& g) const {
-  std::vector<double> r = g.ratios;
-  std::sort(r.begin(), r.end());
-  Row out{g.ratios.size() + g.nonfinite + g.failed, NAN, NAN, NAN, NAN, ""};
-  if (!g.predicted.empty()) {  // the same for every replica but for rounding; its median
-    std::vector<double> p = g.predicted;
-    std::sort(p.begin(), p.end());
-    out.predicted = p[p.size() / 2];
-  }
-  if (!r.empty()) {
-    out.median = r.size() % 2 ? r[r.size() / 2] : (r[r.size() / 2 - 1] + r[r.size() / 2]) / 2;
-    out.min = r.front(), out.max = r.back();
+  // Theory's value is the same for every replica but for rounding: its median.
+  Row out{g.ratios.size() + g.nonfinite + g.failed, median(g.ratios), NAN, NAN, median(g.predicted),
+          median(g.spreads), ""};
+  if (!g.ratios.empty()) {
+    const auto [lo, hi] = std::minmax_element(g.ratios.begin(), g.ratios.end());
+    out.min = *lo, out.max = *hi;
   }
   // A verdict needs most simulations to have a finite ratio; otherwise the gradient left the
   // format (inf or NaN, or all zeros at one end) in most of them: "non-finite".
@@ -82,7 +84,9 @@ RunSummary::Row RunSummary::row(const Group& g) const {
 
 void RunSummary::print(std::ostream& os) const {
   const bool theory = std::any_of(groups_.begin(), groups_.end(), [](const Group& g) { return !g.predicted.empty(); });
-  os << "  n  log10(|dL/dh| first/last): median [min, max]  " << (theory ? "theory  " : "") << "verdict     configuration\n";
+  const bool spread = std::any_of(groups_.begin(), groups_.end(), [](const Group& g) { return !g.spreads.empty(); });
+  os << "  n  log10(|dL/dh| first/last): median [min, max]  " << (theory ? "theory  " : "")
+     << (spread ? "J spread  " : "") << "verdict     configuration\n";
   for (const auto& g : groups_) {
     const Row r = row(g);
     std::ostringstream notes;
@@ -97,7 +101,8 @@ void RunSummary::print(std::ostream& os) const {
     }
     os << fmt("%3.0f", double(r.n)) << (std::isnan(r.median) ? std::string(29, ' ') : fmt("  %+27.2f", r.median))
        << (std::isnan(r.min) ? std::string(17, ' ') : fmt(" [%+6.2f,", r.min) + fmt(" %+6.2f]", r.max)) << "  "
-       << (!theory ? "" : std::isnan(r.predicted) ? "   -    " : fmt("%+6.2f  ", r.predicted)) << pad(r.verdict, 10)
+       << (!theory ? "" : std::isnan(r.predicted) ? "   -    " : fmt("%+6.2f  ", r.predicted))
+       << (!spread ? "" : std::isnan(r.spread) ? "    -     " : fmt("%8.2f  ", r.spread)) << pad(r.verdict, 10)
        << "  " << (g.label.empty() ? "(base)" : g.label) << notes.str() << '\n';
   }
   os << "verdict: |median| <= " << band_ << " stable (--stable-band), below vanishing, above exploding; "
@@ -105,6 +110,9 @@ void RunSummary::print(std::ostream& os) const {
   if (theory)
     os << "theory: mean-field theory's value of the same log-ratio (`gradsim theory SPEC` for q*, chi_1, depth "
           "scales); -: a network theory does not cover (`gradsim inspect` says why)\n";
+  if (spread)
+    os << "J spread: log10(largest / smallest non-zero singular value) of the input-output Jacobian dy/dx, median "
+          "over its samples (`gradsim inspect` shows each spectrum)\n";
   std::size_t depth = 0;
   for (const auto& c : columns_) depth = std::max(depth, c.grad_norms.size());
   if (depth == 0) return;
@@ -124,13 +132,13 @@ void RunSummary::print(std::ostream& os) const {
 
 void RunSummary::print_csv(std::ostream& os) const {
   os << "configuration,n,median_log10_first_over_last,min,max,verdict,failed,nonfinite,overflowed,underflowed,"
-        "predicted_log10_first_over_last\n";
+        "predicted_log10_first_over_last,median_jacobian_log10_spread\n";
   for (const auto& g : groups_) {
     const Row r = row(g);
     auto num = [](double v) { return std::isnan(v) ? std::string() : fmt("%.17g", v); };
     os << csv_field(g.label) << ',' << r.n << ',' << num(r.median) << ',' << num(r.min) << ',' << num(r.max) << ','
        << r.verdict << ',' << g.failed << ',' << g.nonfinite << ',' << g.overflow_layers.size() << ','
-       << g.underflow_layers.size() << ',' << num(r.predicted) << '\n';
+       << g.underflow_layers.size() << ',' << num(r.predicted) << ',' << num(r.spread) << '\n';
   }
 }
 
@@ -271,6 +279,25 @@ void print_events(std::ostream& os, const v1::SimTrace& t) {
   }
 }
 
+// "128 s in [9.54e-06, 2.31], spread 5.38 (0 zero), E[s^2] 1.007, E[s^4] 2.473, 99% within 10x of 1; ..."
+std::string spectrum_text(const v1::Spectrum& sp) {
+  std::string q;
+  for (double v : sp.quantiles()) {
+    if (!q.empty()) q += ' ';
+    q += fmt("%.3g", v);
+  }
+  return "sample " + std::to_string(sp.sample()) + ": " + std::to_string(sp.count()) + " s in " +
+         fmt("[%.3g, ", sp.min()) + fmt("%.3g]", sp.max()) + ", spread " + fmt("%.2f", sp.log10_spread()) + " (" +
+         std::to_string(sp.zeros()) + " zero), E[s^2] " + fmt("%.4g", sp.mean_sq()) + ", E[s^4] " +
+         fmt("%.4g", sp.mean_4()) + ", " + fmt("%.0f%%", 100 * sp.near_one()) + " within 10x of 1; quantiles 1%..99%: " + q;
+}
+
+double block_spread(const v1::LayerTrace& l) {
+  std::vector<double> v;
+  for (const auto& sp : l.jacobian()) v.push_back(sp.log10_spread());
+  return median(v);
+}
+
 }  // namespace
 
 void print_trace(std::ostream& os, const v1::SimTrace& t) {
@@ -300,16 +327,22 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
   } else if (!p.none().empty()) {
     os << "  theory: no prediction: " << p.none() << '\n';
   }
+  for (const auto& sp : t.jacobian()) os << "  jacobian: " << spectrum_text(sp) << '\n';
+  if (t.jacobian_size())
+    os << "  jacobian: dy/dx at an input row; s: its singular values (float64, from the format's values), "
+          "spread = log10(max / smallest non-zero)\n";
   print_events(os, t);
+  const bool per_block = t.layers_size() && t.layers(0).jacobian_size();
   os << "  layer  |dL/dh|    " << (theory ? "predicted  " : "") << "|dL/da|    |dL/dW|    |dL/db|    "
-     << (theory ? "q          predicted  " : "") << "out.mean   out.var    out.zero  nonfinite(out/grad)  grad zero/subnormal\n";
+     << (theory ? "q          predicted  " : "") << (per_block ? "J spread  " : "")
+     << "out.mean   out.var    out.zero  nonfinite(out/grad)  grad zero/subnormal\n";
   for (const auto& l : t.layers())
     os << fmt("  %-5.0f", double(l.index())) << fmt("  %9.3e", l.grad_norm())
        << (!theory ? "" : l.has_predicted_grad_norm() ? fmt("  %9.3e", l.predicted_grad_norm()) : "  -        ")
        << fmt("  %9.3e", l.act_grad_norm()) << fmt("  %9.3e", l.weight_grad_norm())
        << fmt("  %9.3e", l.bias_grad_norm())
        << (theory ? fmt("  %9.3e", l.pre_activation_sq()) + fmt("  %9.3e", l.predicted_q()) : "")
-       << fmt("  %+9.2e", l.output().mean())
+       << (per_block ? fmt("  %8.2f", block_spread(l)) : "") << fmt("  %+9.2e", l.output().mean())
        << fmt("  %9.3e", l.output().variance()) << fmt("  %8.3f", l.output().zero_fraction())
        << fmt("  %9.0f", double(nonfinite(l.output()))) << "/" << fmt("%-9.0f", double(nonfinite(l.grad())))
        << fmt("  %9.0f", double(l.grad().zero_fraction() * double(l.grad().count()) + 0.5)) << "/"

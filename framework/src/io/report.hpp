@@ -28,7 +28,8 @@ class RunSummary {
       : sweep_(sweep), band_(stable_band), columns_max_(layer_columns) {}
   void add(const v1::SimTrace& t);
   /// One line per configuration: n, median and range of log10(first/last) over the finite
-  /// ones, verdict; then ||dL/dh|| by layer for the first simulations.
+  /// ones, theory's value, the Jacobian's spread (with `jacobian`), verdict; then ||dL/dh||
+  /// by layer for the first simulations.
   void print(std::ostream& os) const;
   /// The same per-configuration numbers as CSV, one row per configuration.
   void print_csv(std::ostream& os) const;
@@ -41,6 +42,7 @@ class RunSummary {
     std::uint64_t failed = 0;
     std::vector<std::uint32_t> overflow_layers, underflow_layers;  // where dL/dh left the format
     std::vector<double> predicted;  // theory's log-ratio, of the simulations it covers
+    std::vector<double> spreads;    // log10 max/min singular value of dy/dx, every sample
   };
   struct Column {
     std::uint64_t index;
@@ -50,6 +52,7 @@ class RunSummary {
     std::uint64_t n;
     double median, min, max;
     double predicted;  // NaN: no prediction
+    double spread;     // median log10 max/min singular value of dy/dx; NaN: not asked for
     std::string verdict;
   };
   Row row(const Group& g) const;
@@ -88,6 +91,9 @@ void write_layers_csv(std::ostream& os, TraceReader& reader);
 std::string csv_field(const std::string& s);
 /// `s` as a JSON string, quoted, with `"`, `\` and control characters escaped.
 std::string json_quote(const std::string& s);
+
+/// The median of `v` (NaN if empty).
+double median(std::vector<double> v);
 
 /// `gradsim inspect`: one simulation, every layer, its events and training steps.
 void print_trace(std::ostream& os, const v1::SimTrace& t);

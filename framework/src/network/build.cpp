@@ -174,12 +174,23 @@ class Builder {
 
 }  // namespace
 
+namespace {
+// Jacobian spectra in the record: a summary of about 200 bytes, and 9 bytes per value stored.
+double jacobian_bytes(const v1::SimSpec& spec) {
+  const auto& j = spec.jacobian();
+  const double n = std::min(spec.network().width(), spec.network().input_width() ? spec.network().input_width()
+                                                                                    : spec.network().width());
+  const double each = 200 + (j.max_values() < 0 || n > j.max_values() ? 0 : 9 * n);
+  return double(j.samples()) * (1 + (j.per_block() ? spec.network().depth() : 0)) * each;
+}
+}  // namespace
+
 std::uint64_t estimate_record_bytes(const v1::SimSpec& spec) {
   const double depth = spec.network().depth(), mitigations = spec.mitigations_size();
   // A LayerTrace is 5 TensorStats of about 90 bytes; a StepTrace about 60 bytes; a hook
   // event about 60 bytes, and a per-block hook fires once per block and step.
   const double steps = std::max<std::uint32_t>(1, spec.train().steps());
-  return std::uint64_t(600 * depth + steps * (60 + 60 * mitigations * (depth + 1)) + 2000);
+  return std::uint64_t(600 * depth + steps * (60 + 60 * mitigations * (depth + 1)) + 2000 + jacobian_bytes(spec));
 }
 
 std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
@@ -198,7 +209,13 @@ std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
   const double steps = std::max<std::uint32_t>(1, spec.train().steps());
   const double record = depth * 2000 + steps * (200 + 400 * mitigations * (depth + 1)) +
                         double(estimate_record_bytes(spec));
-  return std::uint64_t(values + saved + weights + bookkeeping + record + 1e6);
+  // Jacobian spectra: one piece (a block or a residual segment) at a time, its values for `width`
+  // replicated rows, and float64 factors (the piece's Jacobian, U, the SVD's copies and work).
+  const double wide = std::max(width, in);
+  const double jacobian = spec.jacobian().samples()
+                              ? (3 + mitigations) * (net.tie_weights() ? 1 : 2) * width * wide * scalar + 12 * wide * wide * 8
+                              : 0;
+  return std::uint64_t(values + saved + weights + bookkeeping + record + jacobian + 1e6);
 }
 
 template <class T>

@@ -96,8 +96,8 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
   ctx_.resize(n), proj_ctx_.resize(n), projected_.resize(n);
   for (std::size_t j = 0; j < n; ++j) {
     const auto& node = net_.nodes[j];
-    if (node.use) ctx_[j] = context(*node.use, j);
-    if (node.projection) proj_ctx_[j] = context(*node.projection, n + j);
+    if (node.use) ctx_[j] = context(*node.use, j, use_weights_, call_rngs_);
+    if (node.projection) proj_ctx_[j] = context(*node.projection, n + j, use_weights_, call_rngs_);
   }
   values_.resize(n + 1);
   blocks_.resize(net_.block_end.size());
@@ -113,10 +113,11 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
 }
 
 template <class T>
-Ctx<T> Engine<T>::context(const Use& use, std::size_t call) {
-  auto& ws = use_weights_.emplace_back();
+Ctx<T> Engine<T>::context(const Use& use, std::size_t call, std::vector<std::vector<Weight<T>*>>& weights,
+                          std::vector<Rng>& rngs) {
+  auto& ws = weights.emplace_back();
   for (std::size_t k : use.weights) ws.push_back(&store_[k]);
-  auto& rng = call_rngs_.emplace_back(spec_.seed(), mix64(call + 0x10000));
+  auto& rng = rngs.emplace_back(spec_.seed(), mix64(call + 0x10000));
   return Ctx<T>(ws.data(), ws.size(), &rng);
 }
 
@@ -222,10 +223,17 @@ void Engine<T>::run(v1::SimTrace& out) {
   const std::uint32_t steps = spec_.train().steps();
   for (std::uint32_t s = 0; s < std::max<std::uint32_t>(1, steps); ++s) {
     forward();
+    Spectra spectra;
+    if (s == 0 && spec_.jacobian().samples()) spectra = jacobian();
     const bool overflow = backward();
     bool apply = true;
     for (auto& m : net_.mitigations) apply = m->step_done(overflow) && apply;  // ask every one
-    if (s == 0) record(out);
+    if (s == 0) {
+      record(out);
+      for (auto& sp : spectra.network) *out.add_jacobian() = std::move(sp);
+      for (std::size_t i = 0; i < spectra.blocks.size(); ++i)
+        for (auto& sp : spectra.blocks[i]) *out.mutable_layers(int(i))->add_jacobian() = std::move(sp);
+    }
     collect_events(s, out);
     if (steps == 0) break;
     auto& st = *out.add_steps();
@@ -307,7 +315,15 @@ void check_buildable(const v1::SimSpec& spec, const Registry& registry) {
     throw SpecError("network.depth", "one simulation needs about " + detail::format_number(std::ceil(double(bytes) * gb)) +
                                          " GB and this machine has " + detail::format_number(std::floor(double(ram) * gb)) +
                                          " GB; reduce depth, width or batch");
-  build_network<double>(spec, registry);
+  const auto net = build_network<double>(spec, registry);
+  if (spec.jacobian().samples())
+    for (const auto& n : net.nodes)
+      for (const auto* use : {n.use ? &*n.use : nullptr, n.projection ? &*n.projection : nullptr})
+        if (use && use->layer->mixes_rows())
+          throw SpecError("jacobian.samples", "layer \"" + use->name + "\" of block " + std::to_string(n.block) +
+                                                  " mixes the rows of a batch (its statistics are over the batch), "
+                                                  "so a row has no Jacobian of its own; drop jacobian, or normalise "
+                                                  "per row (layer_norm, rms_norm)");
 }
 
 std::uint64_t physical_memory_bytes() {

@@ -46,6 +46,17 @@ class Engine {
   /// Writes the last pass's per-block records into `out`.
   void record(v1::SimTrace& out) const;
 
+  /// The singular values of the Jacobians spec.jacobian() asks for (jacobian.cpp): dy/dx of
+  /// input rows 0 .. samples-1 at the values of the last forward(), and with per_block the
+  /// partial products up to each block's output. Adds into the weight gradients (backward()
+  /// zeroes them first), so it runs between forward() and backward(). Throws where a layer
+  /// turns out to mix the rows of the batch.
+  struct Spectra {
+    std::vector<v1::Spectrum> network;
+    std::vector<std::vector<v1::Spectrum>> blocks;  // [block][sample], with per_block
+  };
+  Spectra jacobian();
+
   /// Every weight of the network, input side first (for gradient checks and the optimiser).
   const std::vector<WeightRef<T>>& weights() const { return refs_; }
   Matrix<T>& input() { return values_[0]; }
@@ -72,7 +83,13 @@ class Engine {
   static Arrays& spare();
   std::vector<std::size_t> shapes() const;
   using Use = typename Network<T>::Use;
-  Ctx<T> context(const Use& use, std::size_t call);
+  /// A context for node `call` (+ nodes for a projection), its weight list and random stream
+  /// kept in `weights` and `rngs` (reserved: a context points into them).
+  Ctx<T> context(const Use& use, std::size_t call, std::vector<std::vector<Weight<T>*>>& weights,
+                 std::vector<Rng>& rngs);
+  /// d(value[to])/d(value[from]) at row `row` of the pass, computed in T (value[from]'s row
+  /// replicated, an identity cotangent), in float64.
+  Matrix<double> piece_jacobian(std::size_t from, std::size_t to, Eigen::Index row);
   void apply(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y);
   void apply_backward(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
                       Matrix<T>& dx);

@@ -129,6 +129,16 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   auto& train = *sim.mutable_train();
   if (train.lr() == 0) train.set_lr(0.01);
   if (!std::isfinite(train.lr())) throw SpecError("train.lr", "train.lr must be a finite number");
+  auto& jac = *sim.mutable_jacobian();
+  if (jac.samples() > sim.batch())
+    throw SpecError("jacobian.samples", "jacobian.samples = " + std::to_string(jac.samples()) +
+                                            " input rows, but the batch has " + std::to_string(sim.batch()) +
+                                            "; ask for at most batch rows (or a larger batch)");
+  if (jac.per_block() && !jac.samples())
+    throw SpecError("jacobian.per_block", "jacobian.per_block needs jacobian.samples >= 1 (how many input rows)");
+  if (jac.max_values() == 0) jac.set_max_values(512);
+  if (jac.max_values() < -1)
+    throw SpecError("jacobian.max_values", "jacobian.max_values must be -1 (never store the values) or positive");
 }
 
 Params params_of(const v1::PluginRef& ref) {
