@@ -60,6 +60,8 @@ class Engine {
   /// Every weight of the network, input side first (for gradient checks and the optimiser).
   const std::vector<WeightRef<T>>& weights() const { return refs_; }
   Matrix<T>& input() { return values_[0]; }
+  /// y of the last forward(): what the loss reads.
+  const Matrix<T>& output() const { return values_.back(); }
   /// dL/dx of the last backward().
   const Matrix<T>& input_grad() const { return dx_; }
   const Network<T>& network() const { return net_; }
