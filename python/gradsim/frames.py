@@ -111,7 +111,8 @@ def sims_frame(path, band=1.0):
     --stable-band`), the blocks where the gradient overflowed or underflowed and where the
     forward output overflowed (NaN when it did not), and mean-field theory's
     predicted_log10_first_over_last with its finite-width predicted_log10_spread (NaN where
-    theory has none; no_prediction says why)."""
+    theory has none; no_prediction says why), and with `jacobian` the median over its samples
+    of the Jacobian's log10 spread and fraction of singular values near 1 (NaN without)."""
     rows = []
     with Traces(path) as tr:
         sweep = tr.header.spec
@@ -130,5 +131,40 @@ def sims_frame(path, band=1.0):
                          if t.status == 1 and not t.prediction.none else math.nan,
                          "predicted_log10_spread": t.prediction.log10_spread
                          if t.status == 1 and not t.prediction.none else math.nan,
-                         "no_prediction": t.prediction.none})
+                         "no_prediction": t.prediction.none,
+                         "jacobian_log10_spread": _median([sp.log10_spread for sp in t.jacobian]),
+                         "jacobian_near_one": _median([sp.near_one for sp in t.jacobian])})
+    return pd.DataFrame(rows)
+
+
+def _median(values):
+    v = sorted(values)
+    if not v:
+        return math.nan
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
+_QUANTILES = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)  # Spectrum.quantiles' probabilities
+
+
+def spectra_frame(path):
+    """One row per Jacobian spectrum (`jacobian { samples }` in the spec): index, replica, the
+    axis columns, layer (-1: the whole network dy/dx; i: the partial product up to block i,
+    with per_block), sample (the input row), count, zeros, max, min (smallest non-zero),
+    mean_sq, mean_4, log10_spread, condition, near_one, q01 ... q99, and values (a list,
+    largest first; empty above jacobian.max_values)."""
+    rows = []
+    with Traces(path) as tr:
+        sweep = tr.header.spec
+        for t in tr:
+            axes, replica = configuration_of(sweep, t.index)
+            spectra = [(-1, sp) for sp in t.jacobian] + [(l.index, sp) for l in t.layers for sp in l.jacobian]
+            for layer, sp in spectra:
+                row = {"index": t.index, "replica": replica, **axes, "layer": layer, "sample": sp.sample,
+                       "count": sp.count, "zeros": sp.zeros, "max": sp.max, "min": sp.min, "mean_sq": sp.mean_sq,
+                       "mean_4": sp.mean_4, "log10_spread": sp.log10_spread, "condition": sp.condition,
+                       "near_one": sp.near_one, "values": list(sp.values)}
+                for p, q in zip(_QUANTILES, sp.quantiles):
+                    row[f"q{round(p * 100):02d}"] = q
+                rows.append(row)
     return pd.DataFrame(rows)

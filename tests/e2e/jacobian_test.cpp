@@ -233,3 +233,59 @@ TEST(Jacobian, RefusesBatchNormAndBadFields) {
 
 }  // namespace
 }  // namespace gradsim
+
+namespace gradsim {
+namespace {
+
+// sims/isometry.textproto: tanh at its critical point with small q* (orthogonal and Gaussian
+// weights) and relu with He's weights, depths 8 to 128, width 128; 2 replicas x 2 input rows.
+TEST(Jacobian, ShippedIsometrySpecShowsWhatThePaperReports) {
+  const auto ts = run_sim("isometry.textproto");
+  ASSERT_EQ(ts.size(), 30u);
+  struct Cell {
+    std::vector<double> spread, near;
+    std::uint32_t zeros = 1000;
+  };
+  std::map<std::string, std::map<std::uint32_t, Cell>> nets;  // "tanh orthogonal" -> depth -> cell
+  for (const auto& t : ts) {
+    auto& c = nets[t.spec().network().activation().name() + " " + t.spec().init().name()][t.spec().network().depth()];
+    for (const auto& sp : t.jacobian())
+      c.spread.push_back(sp.log10_spread()), c.near.push_back(sp.near_one()), c.zeros = std::min(c.zeros, sp.zeros());
+  }
+  ASSERT_EQ(nets.size(), 3u);
+  auto spread = [&](const std::string& net, std::uint32_t depth) { return median(nets[net][depth].spread); };
+  auto near = [&](const std::string& net, std::uint32_t depth) { return median(nets[net][depth].near); };
+  const std::vector<std::uint32_t> depths{8, 16, 32, 64, 128};
+  for (std::size_t k = 0; k < depths.size(); ++k) {
+    const auto d = depths[k];
+    // Orthogonal tanh: the bulk stays within a factor 10 of 1 at every depth, and its spread is
+    // a fraction of the Gaussian network's.
+    EXPECT_GE(near("tanh orthogonal", d), 0.95) << d;
+    EXPECT_LT(spread("tanh orthogonal", d), spread("tanh gaussian", d) / 10) << d;
+    // relu: over half of the singular values are exactly 0 (inactive units).
+    EXPECT_GE(nets["relu gaussian"][d].zeros, 64u) << d;
+    if (k == 0) continue;
+    // Gaussian tanh and relu spread further with every doubling of depth, and fewer of their
+    // singular values stay near 1.
+    for (const std::string net : {"tanh gaussian", "relu gaussian"}) {
+      EXPECT_GT(spread(net, d), 1.5 * spread(net, depths[k - 1])) << net << " " << d;
+      EXPECT_LT(near(net, d), near(net, depths[k - 1])) << net << " " << d;
+    }
+  }
+  // Gaussian tanh near linear (q* = 0.046): the spread grows at the gap between the largest and
+  // the smallest Lyapunov exponent of products of 128 x 128 Gaussian matrices,
+  // (psi(64) - psi(1/2)) / (2 ln 10) = 1.328 decades per layer. Tolerance 10 % (0.13): the
+  // smallest singular value's log has a standard deviation of sqrt(96 psi'(1/2) / 4) / ln 10
+  // = 4.7 decades over 96 layers, 0.05 per layer for one input row (about 0.03 for the median
+  // of 4), plus tanh's own share (the orthogonal network's rate, 0.04). The orthogonal network
+  // spreads 30 times slower.
+  const double gap = (boost::math::digamma(64.0) - boost::math::digamma(0.5)) / (2 * std::log(10.0));
+  const double gaussian = (spread("tanh gaussian", 128) - spread("tanh gaussian", 32)) / 96;
+  const double orthogonal = (spread("tanh orthogonal", 128) - spread("tanh orthogonal", 32)) / 96;
+  EXPECT_NEAR(gaussian, gap, 0.1 * gap);
+  EXPECT_LT(orthogonal, gap / 20);
+  std::printf("spread per layer: gaussian %.3f (Lyapunov gap %.3f), orthogonal %.3f\n", gaussian, gap, orthogonal);
+}
+
+}  // namespace
+}  // namespace gradsim

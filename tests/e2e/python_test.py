@@ -132,7 +132,27 @@ fig, info = gradsim.plot.training_figure(c)
 check(fig is not None and info["lines"] == 4 and len(fig.axes[0].lines) == 4, "a loss line per training run")
 check(gradsim.plot.phase_figure(g)[0] is None, "no phase diagram without two numeric axes")
 
-# 6. gradsim plot runs the package.
+# 6. Jacobian spectra: one row per spectrum, the whole network's and each block's.
+jspec = os.path.join(tmp, "j.textproto")
+with open(jspec, "w") as f:
+    f.write('base { network { depth: 3 width: 6 activation { name: "relu" } } batch: 4 init { name: "he" }\n'
+            '       jacobian { samples: 2 per_block: true } }\n'
+            'axis { path: "network.width" numbers: [6, 8] }\n')
+jpb = os.path.join(tmp, "j.pb")
+run("run", "-q", jspec, "-o", jpb)
+spectra = gradsim.spectra_frame(jpb)
+check(len(spectra) == 2 * 2 * (1 + 3), f"2 sims x 2 samples x (network + 3 blocks) spectra, got {len(spectra)}")
+for t in gradsim.read(jpb)[1]:
+    whole = spectra[(spectra["index"] == t.index) & (spectra.layer == -1)]
+    check(list(whole.log10_spread) == [sp.log10_spread for sp in t.jacobian], f"spread of sim {t.index}")
+    check(list(whole["values"].iloc[0]) == list(t.jacobian[0].values), f"values of sim {t.index}")
+    check(whole.q50.iloc[0] == t.jacobian[0].quantiles[3], f"median singular value of sim {t.index}")
+check((spectra["count"] == spectra["network.width"]).all(), "as many singular values as features")
+sj = gradsim.sims_frame(jpb)
+check(sj.jacobian_log10_spread.notna().all() and sims_df.jacobian_log10_spread.isna().all(),
+      "sims_frame has the spread with jacobian, NaN without")
+
+# 7. gradsim plot runs the package.
 figdir = os.path.join(tmp, "cli_fig")
 out = run("plot", zpb, "-o", figdir)
 check("wrote signal" in out and os.path.exists(os.path.join(figdir, "phase.png")), "gradsim plot writes the figures")
