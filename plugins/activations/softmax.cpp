@@ -21,6 +21,12 @@ class Softmax final : public gradsim::Activation<T> {
     const gradsim::Matrix<T> dot = da.cwiseProduct(a).rowwise().sum();  // sum_j da_j a_j, per row
     dh = a.cwiseProduct(da - dot.replicate(1, da.cols()));
   }
+  // The Jacobian diag(a) - a a^T is symmetric: forward mode is the same map.
+  bool tangent(const gradsim::Matrix<T>& h, const gradsim::Matrix<T>& a, const gradsim::Matrix<T>& dh,
+               gradsim::Matrix<T>& da) const override {
+    backward(h, a, dh, da);
+    return true;
+  }
 };
 
 }  // namespace

@@ -32,6 +32,13 @@ class Dense final : public gradsim::Layer<T> {
     gradsim::matmul(dy, ctx.w(0), dx, {.transpose_b = true});
   }
 
+  // dy = dx W.
+  bool tangent(gradsim::Ctx<T>& ctx, const gradsim::Matrix<T>&, const gradsim::Matrix<T>&,
+               const gradsim::Matrix<T>& dx, gradsim::Matrix<T>& dy) const override {
+    gradsim::matmul(dx, ctx.w(0), dy);
+    return true;
+  }
+
  private:
   std::size_t fan_in_, fan_out_;
   bool bias_;

@@ -22,6 +22,11 @@ class Gain final : public gradsim::Layer<T> {
                 gradsim::Matrix<T>& dx) const override {
     dx = T(g_) * dy;
   }
+  bool tangent(gradsim::Ctx<T>&, const gradsim::Matrix<T>&, const gradsim::Matrix<T>&, const gradsim::Matrix<T>& dx,
+               gradsim::Matrix<T>& dy) const override {
+    dy = T(g_) * dx;
+    return true;
+  }
 
  private:
   double g_;

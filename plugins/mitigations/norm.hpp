@@ -54,26 +54,39 @@ class Norm final : public gradsim::Layer<T> {
 
   bool mixes_rows() const override { return K == NormKind::batch; }
 
+  // With J0 = d xhat / dx (symmetric), dy/dx = diag(gamma) J0: backward is J0 (gamma dy),
+  // forward mode gamma (J0 dx).
   void backward(gradsim::Ctx<T>& ctx, const M&, const M&, const M& dy, M& dx) const override {
-    const M& xhat_g = ctx.saved(0);
-    const M& inv = ctx.saved(1);
-    const M xhat = from_group_major(xhat_g);
     if (affine_) {
+      const M xhat = from_group_major(ctx.saved(0));
       ctx.dw(0) += dy.cwiseProduct(xhat).colwise().sum();
       if (K != NormKind::rms) ctx.dw(1) += dy.colwise().sum();
     }
     M dxhat = dy;
     if (affine_) dxhat.array().rowwise() *= ctx.w(0).row(0).array();
-    M g = group_major(dxhat);
-    const T n = T(double(g.rows()));
-    const M proj = g.cwiseProduct(xhat_g).colwise().sum() / n;  // mean(dxhat * xhat)
-    if constexpr (K != NormKind::rms) g.rowwise() -= g.colwise().sum() / n;
-    g -= (xhat_g.array().rowwise() * proj.row(0).array()).matrix();
-    g.array().rowwise() *= inv.row(0).array();
-    dx = from_group_major(g);
+    dx = j0(ctx, dxhat);
+  }
+
+  bool tangent(gradsim::Ctx<T>& ctx, const M&, const M&, const M& dx, M& dy) const override {
+    dy = j0(ctx, dx);
+    if (affine_) dy.array().rowwise() *= ctx.w(0).row(0).array();
+    return true;
   }
 
  private:
+  // J0 v = (v - mean(v) - xhat mean(v xhat)) / sqrt(var + eps) per group (rms: no mean(v)).
+  M j0(gradsim::Ctx<T>& ctx, const M& v) const {
+    const M& xhat_g = ctx.saved(0);
+    const M& inv = ctx.saved(1);
+    M g = group_major(v);
+    const T n = T(double(g.rows()));
+    const M proj = g.cwiseProduct(xhat_g).colwise().sum() / n;  // mean(v * xhat)
+    if constexpr (K != NormKind::rms) g.rowwise() -= g.colwise().sum() / n;
+    g -= (xhat_g.array().rowwise() * proj.row(0).array()).matrix();
+    g.array().rowwise() *= inv.row(0).array();
+    return from_group_major(g);
+  }
+
   static M group_major(const M& x) { return K == NormKind::batch ? x : M(x.transpose()); }
   static M from_group_major(const M& g) { return K == NormKind::batch ? g : M(g.transpose()); }
 

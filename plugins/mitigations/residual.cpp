@@ -23,6 +23,11 @@ class Projection final : public gradsim::Layer<T> {
     gradsim::matmul(x, dy, ctx.dw(0), {.transpose_a = true, .accumulate = true});
     gradsim::matmul(dy, ctx.w(0), dx, {.transpose_b = true});
   }
+  bool tangent(gradsim::Ctx<T>& ctx, const gradsim::Matrix<T>&, const gradsim::Matrix<T>&,
+               const gradsim::Matrix<T>& dx, gradsim::Matrix<T>& dy) const override {
+    gradsim::matmul(dx, ctx.w(0), dy);
+    return true;
+  }
 
  private:
   std::size_t fan_in_, fan_out_;

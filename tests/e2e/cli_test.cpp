@@ -155,7 +155,8 @@ TEST_F(Cli, GradcheckChecksAnyPlugin) {
   EXPECT_EQ(bad.code, 1) << bad.out;
   EXPECT_THAT(bad.out, HasSubstr("FAIL  activation wrong_cube  (gradsim-wrong_backward.so)"));
   EXPECT_THAT(bad.out, HasSubstr("FAIL  dh: "));
-  EXPECT_THAT(bad.out, HasSubstr("ok    activation cube  (gradsim-cube.so)  1 checks x 3 seeds"));
+  EXPECT_THAT(bad.out, HasSubstr("FAIL  tangent: "));
+  EXPECT_THAT(bad.out, HasSubstr("ok    activation cube  (gradsim-cube.so)  2 checks x 3 seeds"));
   EXPECT_THAT(bad.out, HasSubstr("1 of 2 plugins pass"));
   const auto good = sh(dirs + " gradcheck dense sparse layer_scale");
   EXPECT_EQ(good.code, 0) << good.out;

@@ -36,6 +36,11 @@ class GRADSIM_EXPORT Activation {
   /// dh = (da/dh)^T da. Gets both h and a, so that e.g. tanh can use 1 - a^2.
   virtual void backward(const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& da,
                         Matrix<T>& dh) const = 0;
+  /// Forward mode: da = (da/dh) dh. Optional (false: none); an elementwise activation has it.
+  virtual bool tangent(const Matrix<T>& /*h*/, const Matrix<T>& /*a*/, const Matrix<T>& /*dh*/,
+                       Matrix<T>& /*da*/) const {
+    return false;
+  }
   /// The scalar functions of an elementwise activation; nullptr for one that is not (softmax).
   virtual const Elementwise<T>* elementwise() const { return nullptr; }
 };
@@ -74,6 +79,11 @@ class ElementwiseActivation final : public Activation<T> {
   void backward(const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& da, Matrix<T>& dh) const override {
     if (e_.df_xy) map_times(h, a, da, dh, e_.df_xy, e_.fn);
     else map_times(h, da, dh, e_.df, e_.fn);
+  }
+  // Elementwise: da/dh is diagonal, so forward mode is the backward pass.
+  bool tangent(const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& dh, Matrix<T>& da) const override {
+    backward(h, a, dh, da);
+    return true;
   }
   const Elementwise<T>* elementwise() const override { return &e_; }
 

@@ -81,6 +81,7 @@ struct LayerArgs {
 ///
 ///   forward:  y = layer(x; w)
 ///   backward: dx = (dy/dx)^T dy, and dw(i) += (dy/dw_i)^T dy for every weight i
+///   tangent:  dy = (dy/dx) dx (optional)
 template <class T>
 class GRADSIM_EXPORT Layer {
  public:
@@ -96,6 +97,15 @@ class GRADSIM_EXPORT Layer {
   /// call it belongs to; called at most once per forward().
   virtual void backward(Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
                         Matrix<T>& dx) const = 0;
+  /// Forward mode: dy = (dy/dx) dx, the derivative along the directions in dx's rows, at the x
+  /// of the forward() call `ctx` belongs to (weights held fixed; nothing is added to dw). May be
+  /// called any number of times between that forward() and its backward(). Jacobian spectra of
+  /// networks too wide to assemble use it (Krylov); returns false if the layer has none (the
+  /// default).
+  virtual bool tangent(Ctx<T>& /*ctx*/, const Matrix<T>& /*x*/, const Matrix<T>& /*y*/, const Matrix<T>& /*dx*/,
+                       Matrix<T>& /*dy*/) const {
+    return false;
+  }
   /// Whether a row of y depends on other rows of x (batch norm's statistics over the batch).
   /// Such a layer has no per-example Jacobian, so a spec asking for one (`jacobian`) is refused.
   virtual bool mixes_rows() const { return false; }

@@ -52,6 +52,20 @@ struct Harness {
   }
 };
 
+// d f(x + t v) / dt at t = 0, entry by entry, by central differences (f: x -> y, same rows).
+template <class F>
+Matrix<double> along(const Matrix<double>& v, F&& f, const Matrix<double>& x) {
+  Matrix<double> t = Matrix<double>::Zero(1, 1), y;
+  f(x, y);
+  Matrix<double> out(y.rows(), y.cols());
+  for (Eigen::Index i = 0; i < out.size(); ++i)
+    out(i) = numeric_gradient([&] {
+      f(x + t(0) * v, y);
+      return y(i);
+    }, t)(0);
+  return out;
+}
+
 }  // namespace
 
 std::vector<CheckResult> check_layer(const Layer<double>& layer, std::size_t batch, std::size_t fan_in,
@@ -65,6 +79,11 @@ std::vector<CheckResult> check_layer(const Layer<double>& layer, std::size_t bat
   const Eigen::Index rows = Eigen::Index(batch), cols = Eigen::Index(fan_out);
   if (c1->y.rows() != rows || c1->y.cols() != cols) return {{"output shape", INFINITY, 0}};
   const Matrix<double> u1 = normal(rows, cols, rng), u2 = normal(rows, cols, rng);
+  // Forward mode, where the layer has it: dy = (dy/dx) v against central differences of the
+  // forward pass along v (each entry of y its own function of the step).
+  const Matrix<double> v = normal(x1.rows(), x1.cols(), rng);
+  Matrix<double> tangent;
+  const bool has_tangent = layer.tangent(c1->ctx, x1, c1->y, v, tangent);
   Matrix<double> dx1, dx2;
   layer.backward(c2->ctx, x2, c2->y, u2, dx2);  // the later call first, as the engine would
   layer.backward(c1->ctx, x1, c1->y, u1, dx1);
@@ -78,10 +97,15 @@ std::vector<CheckResult> check_layer(const Layer<double>& layer, std::size_t bat
                                {"dx (2nd call)", relative_error(dx2, numeric_gradient(s, x2)), kGradTolerance}};
   for (std::size_t k = 0; k < h.store.size(); ++k)
     out.push_back({h.decls[k].name, relative_error(h.store[k].grad, numeric_gradient(s, h.store[k].value)), kGradTolerance});
+  if (has_tangent)
+    out.push_back({"tangent", relative_error(tangent, along(v, [&](const Matrix<double>& x, Matrix<double>& y) {
+                                               auto c = h.call(1);
+                                               layer.forward(c->ctx, x, y);
+                                             }, x1)), kGradTolerance});
   return out;
 }
 
-CheckResult check_activation(const Activation<double>& act, std::size_t batch, std::size_t width, Rng& rng) {
+std::vector<CheckResult> check_activation(const Activation<double>& act, std::size_t batch, std::size_t width, Rng& rng) {
   Matrix<double> h = normal(Eigen::Index(batch), Eigen::Index(width), rng, 2.0), a, dh;
   const Matrix<double> u = normal(h.rows(), h.cols(), rng);
   act.forward(h, a);
@@ -91,7 +115,15 @@ CheckResult check_activation(const Activation<double>& act, std::size_t batch, s
     act.forward(h, out);
     return u.cwiseProduct(out).sum();
   };
-  return {"dh", relative_error(dh, numeric_gradient(s, h)), kGradTolerance};
+  std::vector<CheckResult> out{{"dh", relative_error(dh, numeric_gradient(s, h)), kGradTolerance}};
+  // Forward mode, where it has one: d act(h + t v) / dt at t = 0 by central differences.
+  const Matrix<double> v = normal(h.rows(), h.cols(), rng);
+  Matrix<double> tangent;
+  if (act.tangent(h, a, v, tangent))
+    out.push_back({"tangent", relative_error(tangent, along(v, [&](const Matrix<double>& x, Matrix<double>& y) {
+                                                act.forward(x, y);
+                                              }, h)), kGradTolerance});
+  return out;
 }
 
 CheckResult check_loss(Loss<double>& loss, std::size_t batch, std::size_t width, Rng& rng) {
@@ -226,7 +258,7 @@ std::vector<CheckResult> check_plugin(const PluginInfo& info, const Registry& re
       }
       return out;
     }
-    case Kind::activation: return {check_activation(*make.activation(params), 4, 6, rng)};
+    case Kind::activation: return check_activation(*make.activation(params), 4, 6, rng);
     case Kind::loss: return {check_loss(*make.loss(params), 4, 6, rng)};
     case Kind::initializer: return check_initializer(*info.initializer(params), seed);
     case Kind::mitigation: return check_mitigation(info, params, registry, seed);

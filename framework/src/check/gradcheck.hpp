@@ -54,8 +54,9 @@ Matrix<double> numeric_gradient(S&& s, Matrix<double>& x, double eps = 1e-5) {
 /// weights; dx of each call and every weight's gradient (summed over both calls).
 std::vector<CheckResult> check_layer(const Layer<double>& layer, std::size_t batch, std::size_t fan_in,
                                      std::size_t fan_out, Rng& rng);
-/// s = <u, act(h)> with random h ~ N(0, 4) and u.
-CheckResult check_activation(const Activation<double>& act, std::size_t batch, std::size_t width, Rng& rng);
+/// s = <u, act(h)> with random h ~ N(0, 4) and u; and the activation's tangent, if it has one,
+/// as the transpose of its backward: <u, tangent(v)> = <backward(u), v> for a random v.
+std::vector<CheckResult> check_activation(const Activation<double>& act, std::size_t batch, std::size_t width, Rng& rng);
 /// dL/dy at a random y.
 CheckResult check_loss(Loss<double>& loss, std::size_t batch, std::size_t width, Rng& rng);
 /// Sample mean and variance of weights and biases (400 x 300 and 300 x 400) against

@@ -281,6 +281,16 @@ void print_events(std::ostream& os, const v1::SimTrace& t) {
 
 // "128 s in [9.54e-06, 2.31], spread 5.38 (0 zero), E[s^2] 1.007, E[s^4] 2.473, 99% within 10x of 1; ..."
 std::string spectrum_text(const v1::Spectrum& sp) {
+  if (sp.method() == "krylov") {
+    std::string top;
+    for (int k = 0; k < std::min(4, sp.ritz_size()); ++k)
+      top += (k ? ", " : "") + fmt("%.4g", sp.ritz(k)) + fmt(" +- %.1g", sp.ritz_bound(k));
+    return "sample " + std::to_string(sp.sample()) + ": estimated (Krylov, " + std::to_string(sp.ritz_size()) +
+           " Ritz values of " + std::to_string(sp.count()) + "): largest " + top + "; smallest Ritz value " +
+           fmt("%.3g", sp.min()) + " (>= the smallest s), spread >= " + fmt("%.2f", sp.log10_spread()) + ", E[s^2] " +
+           fmt("%.4g", sp.mean_sq()) + fmt(" +- %.2g", sp.mean_sq_error()) + ", E[s^4] " + fmt("%.4g", sp.mean_4()) +
+           fmt(" +- %.2g", sp.mean_4_error());
+  }
   std::string q;
   for (double v : sp.quantiles()) {
     if (!q.empty()) q += ' ';

@@ -18,6 +18,9 @@ class ActivationLayer final : public Layer<T> {
   void backward(Ctx<T>&, const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& da, Matrix<T>& dh) const override {
     act_.backward(h, a, da, dh);
   }
+  bool tangent(Ctx<T>&, const Matrix<T>& h, const Matrix<T>& a, const Matrix<T>& dh, Matrix<T>& da) const override {
+    return act_.tangent(h, a, dh, da);
+  }
 
  private:
   const Activation<T>& act_;

@@ -89,9 +89,15 @@ class Engine {
   /// kept in `weights` and `rngs` (reserved: a context points into them).
   Ctx<T> context(const Use& use, std::size_t call, std::vector<std::vector<Weight<T>*>>& weights,
                  std::vector<Rng>& rngs);
+  /// Nodes [from, to) run on one row of the pass replicated (jacobian.cpp): forward and
+  /// backward passes, and forward mode, for blocks of directions.
+  struct Probe;
   /// d(value[to])/d(value[from]) at row `row` of the pass, computed in T (value[from]'s row
   /// replicated, an identity cotangent), in float64.
   Matrix<double> piece_jacobian(std::size_t from, std::size_t to, Eigen::Index row);
+  /// The whole network's dy/dx at `row` estimated by krylov_spectrum (a network too wide to
+  /// assemble it).
+  v1::Spectrum krylov(Eigen::Index row);
   void apply(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y);
   void apply_backward(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
                       Matrix<T>& dx);

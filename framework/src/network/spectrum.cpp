@@ -8,6 +8,9 @@
 #include <stdexcept>
 #include <string>
 
+#include <Eigen/QR>
+#include <Eigen/SVD>
+
 #include <gradsim/compute.hpp>
 
 namespace gradsim {
@@ -115,6 +118,7 @@ void summarize(std::vector<double> values, std::uint32_t sample, int max_values,
   const std::size_t n = values.size();
   out.set_sample(sample);
   out.set_count(std::uint32_t(n));
+  out.set_method("exact");
   std::sort(values.begin(), values.end(), std::greater<>());
   if (n == 0) return;
   if (max_values >= 0 && n <= std::size_t(max_values))
@@ -145,6 +149,69 @@ void summarize(std::vector<double> values, std::uint32_t sample, int max_values,
     const double a = values[n - 1 - i], b = values[n - 1 - std::min(i + 1, n - 1)];
     out.add_quantiles(a + (at - double(i)) * (b - a));
   }
+}
+
+namespace {
+
+// Q: an orthonormal basis of a's columns orthogonal to `basis` (Gram-Schmidt against it twice,
+// then QR); columns that were (numerically) in the basis' span are dropped.
+Matrix<double> extend_basis(const Matrix<double>& basis, Matrix<double> a) {
+  for (int pass = 0; pass < 2 && basis.cols(); ++pass) a -= basis * (basis.transpose() * a);
+  Eigen::ColPivHouseholderQR<Matrix<double>> qr(a);
+  qr.setThreshold(1e-10);
+  const Eigen::Index rank = qr.rank();
+  Matrix<double> q = qr.householderQ() * Matrix<double>::Identity(a.rows(), rank);
+  for (int pass = 0; pass < 2 && basis.cols(); ++pass) q -= basis * (basis.transpose() * q);
+  return Eigen::HouseholderQR<Matrix<double>>(q).householderQ() * Matrix<double>::Identity(q.rows(), rank);
+}
+
+double mean(const Eigen::VectorXd& v) { return v.mean(); }
+double standard_error(const Eigen::VectorXd& v) {
+  return v.size() > 1 ? std::sqrt((v.array() - v.mean()).square().sum() / double(v.size() - 1) / double(v.size()))
+                      : NAN;
+}
+
+}  // namespace
+
+void krylov_spectrum(std::size_t rows, std::size_t cols, const BlockProduct& j, const BlockProduct& jt,
+                     std::size_t dim, Rng& rng, std::uint32_t sample, v1::Spectrum& out) {
+  const auto n = Eigen::Index(std::min(rows, cols)), in = Eigen::Index(cols);
+  const Eigen::Index block = std::min<Eigen::Index>(16, in), space = std::min<Eigen::Index>(Eigen::Index(dim), in);
+  out.set_sample(sample), out.set_count(std::uint32_t(n)), out.set_method("krylov");
+  // Hutchinson on the Gaussian start: E|J w|^2 = tr(J^T J), E|J^T J w|^2 = tr((J^T J)^2).
+  Matrix<double> omega(in, block);
+  rng.fill_normal(omega);
+  const Matrix<double> y = j(omega), z = jt(y);
+  const Eigen::VectorXd t1 = y.colwise().squaredNorm().transpose(), t2 = z.colwise().squaredNorm().transpose();
+  out.set_mean_sq(mean(t1) / double(n)), out.set_mean_sq_error(standard_error(t1) / double(n));
+  out.set_mean_4(mean(t2) / double(n)), out.set_mean_4_error(standard_error(t2) / double(n));
+  // Block Lanczos on J^T J: Q spans omega, (J^T J) omega, ...; JQ and J^T J Q kept beside it.
+  Matrix<double> q = extend_basis(Matrix<double>(in, 0), omega), jq = j(q), jtjq = jt(jq);
+  Eigen::Index last = 0;  // first column of the newest block
+  while (q.cols() < space) {
+    Matrix<double> next = extend_basis(q, jtjq.rightCols(q.cols() - last));
+    if (next.cols() > space - q.cols()) next.conservativeResize(Eigen::NoChange, space - q.cols());
+    if (next.cols() == 0) break;  // the space is invariant: nothing new to add
+    const Matrix<double> jn = j(next), jtjn = jt(jn);
+    last = q.cols();
+    q.conservativeResize(Eigen::NoChange, q.cols() + next.cols()), q.rightCols(next.cols()) = next;
+    jq.conservativeResize(Eigen::NoChange, jq.cols() + jn.cols()), jq.rightCols(jn.cols()) = jn;
+    jtjq.conservativeResize(Eigen::NoChange, jtjq.cols() + jtjn.cols()), jtjq.rightCols(jtjn.cols()) = jtjn;
+  }
+  // Rayleigh-Ritz: J Q = U S W^T; Ritz pair (s, u, v = Q w), with J v = s u exactly and
+  // J^T u = J^T J Q w / s, so the residual is |J^T J Q w / s - s Q w|.
+  Eigen::BDCSVD<Matrix<double>> svd(jq, Eigen::ComputeThinV);
+  const Eigen::VectorXd s = svd.singularValues();
+  const Matrix<double> qw = q * svd.matrixV(), rw = jtjq * svd.matrixV();
+  double low = NAN;
+  for (Eigen::Index k = 0; k < s.size(); ++k) {
+    out.add_ritz(s(k));
+    out.add_ritz_bound(s(k) > 0 ? (rw.col(k) / s(k) - s(k) * qw.col(k)).norm() : INFINITY);
+    if (s(k) > 1e-12 * s(0)) low = s(k);
+  }
+  out.set_max(s.size() ? s(0) : NAN), out.set_min(low);
+  out.set_log10_spread(std::log10(out.max()) - std::log10(low));
+  out.set_condition(NAN), out.set_near_one(NAN);
 }
 
 }  // namespace gradsim

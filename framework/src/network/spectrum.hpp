@@ -18,8 +18,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
+#include <gradsim/random.hpp>
 #include <gradsim/tensor.hpp>
 
 #include "gradsim.pb.h"
@@ -53,6 +55,16 @@ class GradedProduct {
 /// moments, extremes, spread, quantiles, and the values themselves when there are at most
 /// `max_values` of them (max_values < 0: never).
 void summarize(std::vector<double> values, std::uint32_t sample, int max_values, v1::Spectrum& out);
+
+/// An estimate of J's spectrum (rows x cols) from products alone, for networks too wide to
+/// assemble J: `j(V)` = J V and `jt(U)` = J^T U for blocks of columns. Block Lanczos on J^T J
+/// with full reorthogonalisation over a space of about `dim` dimensions started from Gaussian
+/// vectors drawn from `rng`; Rayleigh-Ritz gives the Ritz values and their residual bounds
+/// (|J^T u - s v|: a true singular value lies within it), and the first block Hutchinson's
+/// estimates of tr(J^T J) and tr((J^T J)^2). Fills `out` as Spectrum.method "krylov" says.
+using BlockProduct = std::function<Matrix<double>(const Matrix<double>&)>;
+void krylov_spectrum(std::size_t rows, std::size_t cols, const BlockProduct& j, const BlockProduct& jt,
+                     std::size_t dim, Rng& rng, std::uint32_t sample, v1::Spectrum& out);
 
 /// The probabilities of Spectrum.quantiles.
 inline constexpr double kSpectrumQuantiles[] = {0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99};

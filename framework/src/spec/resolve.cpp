@@ -137,6 +137,15 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   if (jac.per_block() && !jac.samples())
     throw SpecError("jacobian.per_block", "jacobian.per_block needs jacobian.samples >= 1 (how many input rows)");
   if (jac.max_values() == 0) jac.set_max_values(512);
+  if (jac.exact_width() == 0) jac.set_exact_width(2048);
+  if (jac.krylov_dim() == 0) jac.set_krylov_dim(128);
+  if (jac.per_block() && std::max(net.width(), net.input_width()) > jac.exact_width())
+    throw SpecError("jacobian.per_block", "jacobian.per_block needs exact spectra, and this network (width " +
+                                              std::to_string(std::max(net.width(), net.input_width())) +
+                                              ") is wider than jacobian.exact_width (" +
+                                              std::to_string(jac.exact_width()) +
+                                              "): raise exact_width (minutes per block at widths of thousands) "
+                                              "or drop per_block");
   if (jac.max_values() < -1)
     throw SpecError("jacobian.max_values", "jacobian.max_values must be -1 (never store the values) or positive");
 }
