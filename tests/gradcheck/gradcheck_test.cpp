@@ -104,8 +104,11 @@ TEST(GradCheck, ExamplePluginsPass) {
 
 TEST(GradCheck, CatchesAWrongBackward) {
   const auto results = check_plugin(info_of("activation:wrong_cube", test::with_fixtures()), test::with_fixtures(), 1);
-  ASSERT_EQ(results.size(), 1u);
+  ASSERT_EQ(results.size(), 2u);  // its backward, and its forward mode (the same wrong f')
+  EXPECT_EQ(results[0].what, "dh");
   EXPECT_GT(results[0].error, 0.1);
+  EXPECT_EQ(results[1].what, "tangent");
+  EXPECT_GT(results[1].error, 0.1);
 }
 
 // The v0.1 pattern (the layer keeps its last input): right when called once, wrong when the
