@@ -212,12 +212,14 @@ std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
   const double steps = std::max<std::uint32_t>(1, spec.train().steps());
   const double record = depth * 2000 + steps * (200 + 400 * mitigations * (depth + 1)) +
                         double(estimate_record_bytes(spec));
-  // Jacobian spectra: one piece (a block or a residual segment) at a time, its values for `width`
-  // replicated rows, and float64 factors (the piece's Jacobian, U, the SVD's copies and work).
-  const double wide = std::max(width, in);
-  const double jacobian = spec.jacobian().samples()
-                              ? (3 + mitigations) * (net.tie_weights() ? 1 : 2) * width * wide * scalar + 12 * wide * wide * 8
-                              : 0;
+  // Jacobian spectra. Exact: one piece (a block or a residual segment) at a time, its values for
+  // `width` replicated rows, and float64 factors (the piece's Jacobian, U, the SVD's copies and
+  // work). Krylov: every node's values for 16 rows, and three float64 bases of krylov_dim.
+  const double wide = std::max(width, in), dim = spec.jacobian().krylov_dim();
+  const double jacobian = !spec.jacobian().samples() ? 0
+                          : wide <= spec.jacobian().exact_width()
+                              ? (3 + mitigations) * 2 * width * wide * scalar + 12 * wide * wide * 8
+                              : (nodes + 1) * 2 * 16 * wide * scalar + 4 * wide * dim * 8;
   return std::uint64_t(values + saved + weights + bookkeeping + record + jacobian + 1e6);
 }
 

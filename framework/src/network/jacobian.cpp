@@ -1,11 +1,12 @@
 // The input-output Jacobian's singular values (SimSpec.jacobian), and their instantiations.
 //
-// Exact (up to jacobian.exact_width): the network is cut where no residual shortcut spans the cut, at block outputs: a piece is a
-// block, or a residual segment. Each piece's Jacobian at one input row is computed by the
-// plugins' own backward passes in the simulated format: the row's value at the piece's start
-// is replicated once per output feature, run forward through the piece, and back-propagated
-// with the identity as cotangent, so that row k of dx is row k of the Jacobian. GradedProduct
-// multiplies the pieces in float64 and keeps the small singular values accurate.
+// Exact (up to jacobian.exact_width): the network is cut at block outputs that no residual
+// shortcut spans, so a piece is a block or a residual segment. Each piece's Jacobian at one
+// input row is computed by the plugins' own backward passes in the simulated format: the
+// row's value at the piece's start is replicated once per output feature, run forward through
+// the piece, and back-propagated with the identity as cotangent, so that row k of dx is row k
+// of the Jacobian. GradedProduct multiplies the pieces in float64 and keeps the small singular
+// values accurate.
 //
 // Wider: krylov_spectrum estimates the spectrum from products with blocks of 16 directions,
 // J V by forward mode (Layer::tangent) and J^T U by backward passes through the whole network.

@@ -165,7 +165,6 @@ Matrix<double> extend_basis(const Matrix<double>& basis, Matrix<double> a) {
   return Eigen::HouseholderQR<Matrix<double>>(q).householderQ() * Matrix<double>::Identity(q.rows(), rank);
 }
 
-double mean(const Eigen::VectorXd& v) { return v.mean(); }
 double standard_error(const Eigen::VectorXd& v) {
   return v.size() > 1 ? std::sqrt((v.array() - v.mean()).square().sum() / double(v.size() - 1) / double(v.size()))
                       : NAN;
@@ -183,8 +182,8 @@ void krylov_spectrum(std::size_t rows, std::size_t cols, const BlockProduct& j, 
   rng.fill_normal(omega);
   const Matrix<double> y = j(omega), z = jt(y);
   const Eigen::VectorXd t1 = y.colwise().squaredNorm().transpose(), t2 = z.colwise().squaredNorm().transpose();
-  out.set_mean_sq(mean(t1) / double(n)), out.set_mean_sq_error(standard_error(t1) / double(n));
-  out.set_mean_4(mean(t2) / double(n)), out.set_mean_4_error(standard_error(t2) / double(n));
+  out.set_mean_sq(t1.mean() / double(n)), out.set_mean_sq_error(standard_error(t1) / double(n));
+  out.set_mean_4(t2.mean() / double(n)), out.set_mean_4_error(standard_error(t2) / double(n));
   // Block Lanczos on J^T J: Q spans omega, (J^T J) omega, ...; JQ and J^T J Q kept beside it.
   Matrix<double> q = extend_basis(Matrix<double>(in, 0), omega), jq = j(q), jtjq = jt(jq);
   Eigen::Index last = 0;  // first column of the newest block
