@@ -7,6 +7,9 @@
   formats     where the sweep has a dtype axis: the block (counted from the output) at which
               each configuration's gradient overflowed or underflowed, per format
   training    where simulations took training steps: loss and parameter-gradient norm per step
+  spectra     where simulations computed Jacobian spectra (`jacobian`): the singular values of
+              dy/dx (1 % to 99 % shaded, median, largest and smallest) and the fraction within
+              a factor 10 of 1, against depth (or, with per_block, against the block)
 
     python3 -m gradsim.plot traces.pb -o figures/      (or: gradsim plot traces.pb -o figures/)
 
@@ -22,9 +25,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .frames import configuration_of, layers_frame, sims_frame  # noqa: E402
+from .frames import configuration_of, layers_frame, sims_frame, spectra_frame  # noqa: E402
 from .traces import Traces  # noqa: E402
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -248,7 +252,62 @@ def training_figure(path):
     return fig, {"lines": len(runs)}
 
 
-FIGURES = {"signal": signal_figure, "phase": phase_figure, "formats": formats_figure, "training": training_figure}
+def spectra_figure(path):
+    """Jacobian singular values against depth (a network.depth axis) or against the block (with
+    per_block); one colour per configuration, medians over samples and replicas."""
+    axes, header = _axes_of(path)
+    sp = spectra_frame(path)
+    if sp.empty:
+        return None, {"reason": "no Jacobian spectra"}
+    if (sp.layer >= 0).any():
+        sp, x, others, xlabel = sp[sp.layer >= 0], "layer", axes, "block (the product from the input up to its output)"
+    elif "network.depth" in axes and sp["network.depth"].nunique() > 1:
+        sp, x, xlabel = sp[sp.layer < 0], "network.depth", "depth (blocks)"
+        others = [a for a in axes if a != x]
+    else:
+        return None, {"reason": "needs a network.depth axis or per_block spectra"}
+    fig, (ax_s, ax_n) = plt.subplots(1, 2, figsize=(12, 5), gridspec_kw={"width_ratios": [3, 2]})
+    groups = list(sp.groupby(others[0] if len(others) == 1 else others, sort=False)) if others else [((), sp)]
+    log = lambda v: np.log10(np.where(v > 0, v, np.nan))  # noqa: E731
+    for i, (key, g) in enumerate(groups):
+        colour = OKABE_ITO[i % len(OKABE_ITO)]
+        label = _config_label(g.iloc[0], others)
+        med = g.groupby(x)[["max", "min", "near_one"] + [c for c in ("q01", "q50", "q99") if c in g]].median()
+        xs = med.index.values
+        if "q01" in med and med.q01.notna().any():
+            ax_s.fill_between(xs, log(med.q01.values), log(med.q99.values), color=colour, alpha=0.18, lw=0)
+            zero = " (median 0: most exactly 0)" if (med.q50.values <= 0).all() else ""
+            ax_s.plot(xs, log(med.q50.values), "-", color=colour, lw=1.8, label=label + zero)
+        else:
+            ax_s.plot([], [], "-", color=colour, lw=1.8, label=label + " (estimate: extremes only)")
+        ax_s.plot(xs, log(med["max"].values), "--", color=colour, lw=1)
+        ax_s.plot(xs, log(med["min"].values), ":", color=colour, lw=1)
+        if med.near_one.notna().any():
+            ax_n.plot(xs, med.near_one.values, "o-", color=colour, lw=1.6, ms=4, label=label)
+    ax_s.plot([], [], "--", color="gray", lw=1, label="largest")
+    ax_s.plot([], [], ":", color="gray", lw=1, label="smallest non-zero")
+    ax_s.axhline(0, color="black", lw=0.6)
+    ax_s.set_xlabel(xlabel)
+    ax_s.set_ylabel("log10 singular value of dy/dx\n(median; 1 % to 99 % shaded)")
+    ax_s.set_title("Jacobian singular values")
+    ax_n.set_xlabel(xlabel)
+    ax_n.set_ylabel("fraction within a factor 10 of 1")
+    ax_n.set_ylim(-0.02, 1.02)
+    ax_n.set_title("how many stay near 1 (isometry)")
+    for ax in (ax_s, ax_n):
+        ax.grid(True, alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if x == "network.depth" and sp[x].min() > 0 and sp[x].max() / sp[x].min() >= 8:
+            ax.set_xscale("log", base=2)
+    handles, labels = ax_s.get_legend_handles_labels()  # below both panels, out of the data's way
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    fig.suptitle(_title(header, "Input-output Jacobian spectra"), fontsize=11)
+    fig.tight_layout(rect=(0, 0.035 * math.ceil(len(labels) / 2) + 0.02, 1, 1))
+    return fig, {"lines": len(groups)}
+
+
+FIGURES = {"signal": signal_figure, "phase": phase_figure, "formats": formats_figure, "training": training_figure,
+           "spectra": spectra_figure}
 
 
 def all_figures(path, out_dir, formats=("png", "svg")):

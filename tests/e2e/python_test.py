@@ -148,6 +148,10 @@ for t in gradsim.read(jpb)[1]:
     check(list(whole["values"].iloc[0]) == list(t.jacobian[0].values), f"values of sim {t.index}")
     check(whole.q50.iloc[0] == t.jacobian[0].quantiles[3], f"median singular value of sim {t.index}")
 check((spectra["count"] == spectra["network.width"]).all(), "as many singular values as features")
+fig, info = gradsim.plot.spectra_figure(jpb)
+check(fig is not None and info["lines"] == 2 and len(fig.axes[1].lines) == 2,
+      "a spectra figure: a configuration per width, against the block")
+check(gradsim.plot.spectra_figure(zpb)[0] is None, "no spectra figure without spectra")
 sj = gradsim.sims_frame(jpb)
 check(sj.jacobian_log10_spread.notna().all() and sims_df.jacobian_log10_spread.isna().all(),
       "sims_frame has the spread with jacobian, NaN without")
