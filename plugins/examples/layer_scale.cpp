@@ -22,6 +22,12 @@ class Scale final : public gradsim::Layer<T> {
     ctx.dw(0) += dy.cwiseProduct(x).colwise().sum();
     dx = dy.array().rowwise() * ctx.w(0).row(0).array();
   }
+  // Optional forward mode (Jacobian spectra of wide networks): dy_ij = dx_ij s_j.
+  bool tangent(gradsim::Ctx<T>& ctx, const gradsim::Matrix<T>&, const gradsim::Matrix<T>&, const gradsim::Matrix<T>& dx,
+               gradsim::Matrix<T>& dy) const override {
+    dy = dx.array().rowwise() * ctx.w(0).row(0).array();
+    return true;
+  }
 
  private:
   std::size_t width_;

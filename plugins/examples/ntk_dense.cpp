@@ -42,6 +42,13 @@ class NtkDense final : public gradsim::Layer<T> {
     ctx.dw(1) += T(bias_) * dy.colwise().sum();
     gradsim::matmul(sdy, ctx.w(0), dx, {.transpose_b = true});
   }
+  // Optional forward mode (Jacobian spectra of wide networks): dy = s dx W.
+  bool tangent(gradsim::Ctx<T>& ctx, const gradsim::Matrix<T>&, const gradsim::Matrix<T>&, const gradsim::Matrix<T>& dx,
+               gradsim::Matrix<T>& dy) const override {
+    gradsim::matmul(dx, ctx.w(0), dy);
+    dy *= T(scale_);
+    return true;
+  }
 
  private:
   std::size_t in_, out_;

@@ -329,13 +329,13 @@ TEST(Jacobian, KrylovEstimateAgreesWithTheExactSpectrumWithinItsBounds) {
 // Forward mode is a plugin's to give: a wide network with a layer that has none fails its
 // simulation and says which layer and what to do.
 TEST(Jacobian, KrylovEstimateNeedsForwardModeFromEveryLayer) {
-  auto sim = sim_at(parse_spec(R"(base { network { depth: 3 width: 8 layer { name: "ntk_dense" } } batch: 2
+  auto sim = sim_at(parse_spec(R"(base { network { depth: 3 width: 8 layer { name: "stateful" } } batch: 2
                                         jacobian { samples: 1 exact_width: 4 } })", "j.textproto").sweep, 0);
   resolve(sim, test::with_fixtures());
   v1::SimTrace t;
   simulate(sim, test::with_fixtures(), t);
   EXPECT_EQ(t.status(), v1::SimTrace::FAILED);
-  EXPECT_THAT(t.message(), HasSubstr("layer \"ntk_dense\" has no forward mode (Layer::tangent)"));
+  EXPECT_THAT(t.message(), HasSubstr("layer \"stateful\" has no forward mode (Layer::tangent)"));
 }
 
 }  // namespace
