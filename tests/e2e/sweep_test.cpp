@@ -332,7 +332,10 @@ TEST_F(Sweep, MemoryEstimateIsAnUpperBound) {
   const double base = peak_kib("base { network { depth: 1 width: 2 } batch: 2 }");
   for (const std::string body : {"network { depth: 100000 width: 1 } batch: 64",
                                  "network { depth: 20 width: 512 } batch: 256 mitigations { name: \"layer_norm\" }",
-                                 "network { depth: 8 width: 16 } train { steps: 20000 } mitigations { name: \"clip_layer_grad_norm\" }"}) {
+                                 "network { depth: 8 width: 16 } train { steps: 20000 } mitigations { name: \"clip_layer_grad_norm\" }",
+                                 // Jacobian spectra: exact (every value of every block stored), and estimated.
+                                 "network { depth: 6 width: 768 } batch: 4 jacobian { samples: 2 per_block: true max_values: 1024 }",
+                                 "network { depth: 6 width: 1024 } batch: 4 jacobian { samples: 1 exact_width: 512 }"}) {
     v1::SimSpec sim;
     ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(body, &sim));
     resolve(sim, test::builtins());
