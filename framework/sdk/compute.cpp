@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -27,9 +28,16 @@ namespace gradsim {
 
 namespace {
 
+// LAPACK's Householder QR (Fortran interface) and the routine that forms its Q.
+using Dgeqrf = void (*)(const int*, const int*, double*, const int*, double*, double*, const int*, int*);
+using Dorgqr = void (*)(const int*, const int*, const int*, double*, const int*, const double*, double*, const int*,
+                        int*);
+
 struct Blas {
   decltype(&cblas_sgemm) sgemm;
   decltype(&cblas_dgemm) dgemm;
+  Dgeqrf dgeqrf;  // may be missing (an OpenBLAS built without LAPACK): orthonormalize() then says so
+  Dorgqr dorgqr;
 };
 
 // Runs while the library loads, before main() and before any other thread exists.
@@ -46,6 +54,8 @@ const Blas blas = [] {
   if (lib) {
     b.sgemm = reinterpret_cast<decltype(&cblas_sgemm)>(::dlsym(lib, "cblas_sgemm"));
     b.dgemm = reinterpret_cast<decltype(&cblas_dgemm)>(::dlsym(lib, "cblas_dgemm"));
+    b.dgeqrf = reinterpret_cast<Dgeqrf>(::dlsym(lib, "dgeqrf_"));
+    b.dorgqr = reinterpret_cast<Dorgqr>(::dlsym(lib, "dorgqr_"));
   }
   if (!b.sgemm || !b.dgemm) {
     const char* why = lib ? "no cblas_sgemm/cblas_dgemm in it" : ::dlerror();
@@ -155,6 +165,25 @@ void map_times_impl(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& g, 
 }
 
 }  // namespace
+
+void orthonormalize(Matrix<double>& a) {
+  if (!blas.dgeqrf || !blas.dorgqr)
+    throw std::runtime_error("the OpenBLAS gradsim loaded has no LAPACK (dgeqrf, dorgqr); install Debian's "
+                             "libopenblas0-pthread (or run scripts/deps.sh)");
+  if (a.rows() < a.cols()) throw std::invalid_argument("orthonormalize: a has more columns than rows");
+  const int m = int(a.rows()), n = int(a.cols()), lda = std::max(1, m);
+  if (n == 0) return;
+  std::vector<double> tau(static_cast<std::size_t>(n)), work(static_cast<std::size_t>(64 * n));
+  const int lwork = int(work.size());
+  int info = 0;
+  blas.dgeqrf(&m, &n, a.data(), &lda, tau.data(), work.data(), &lwork, &info);
+  if (info != 0) throw std::runtime_error("orthonormalize: LAPACK dgeqrf failed (info " + std::to_string(info) + ")");
+  std::vector<double> sign(static_cast<std::size_t>(n));  // of R's diagonal, before dorgqr overwrites it
+  for (int j = 0; j < n; ++j) sign[std::size_t(j)] = a(j, j) < 0 ? -1.0 : 1.0;
+  blas.dorgqr(&m, &n, &n, a.data(), &lda, tau.data(), work.data(), &lwork, &info);
+  if (info != 0) throw std::runtime_error("orthonormalize: LAPACK dorgqr failed (info " + std::to_string(info) + ")");
+  for (int j = 0; j < n; ++j) a.col(j) *= sign[std::size_t(j)];
+}
 
 #define GRADSIM_DEFINE_COMPUTE(T)                                                                    \
   void matmul(const Matrix<T>& a, const Matrix<T>& b, Matrix<T>& c, Product how) { matmul_impl(a, b, c, how); } \

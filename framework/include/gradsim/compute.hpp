@@ -45,4 +45,9 @@ using PairKernel = void (*)(const void* fn, const T* x, const T* y, T* out, std:
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_DECLARE_COMPUTE)
 #undef GRADSIM_DECLARE_COMPUTE
 
+/// a (rows >= cols) = Q R, Householder QR in LAPACK: replaces a by Q (orthonormal columns),
+/// each column's sign chosen so that R's diagonal is positive (so Q is unique, and Haar
+/// distributed for a Gaussian a). Throws std::invalid_argument for rows < cols.
+GRADSIM_EXPORT void orthonormalize(Matrix<double>& a);
+
 }  // namespace gradsim
