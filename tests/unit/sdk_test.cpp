@@ -57,6 +57,25 @@ TEST(Compute, ProductsFromManyThreadsAtOnceAreTheSingleThreadResults) {
   EXPECT_EQ(wrong, 0);
 }
 
+// Q of A = Q R with R's diagonal positive: Q^T Q = I and R = Q^T A upper triangular with a
+// positive diagonal reproduce A; a wide matrix is refused.
+TEST(Compute, OrthonormalizeGivesTheQWithAPositiveR) {
+  Rng rng(4, 5);
+  Matrix<double> a(70, 40);
+  rng.fill_normal(a);
+  Matrix<double> q = a;
+  orthonormalize(q);
+  EXPECT_LT((q.transpose() * q - Matrix<double>::Identity(40, 40)).cwiseAbs().maxCoeff(), 1e-13);
+  const Matrix<double> r = q.transpose() * a;
+  for (Eigen::Index j = 0; j < 40; ++j) {
+    EXPECT_GT(r(j, j), 0) << j;
+    for (Eigen::Index i = j + 1; i < 40; ++i) EXPECT_NEAR(r(i, j), 0, 1e-12) << i << " " << j;
+  }
+  EXPECT_LT((q * r - a).cwiseAbs().maxCoeff(), 1e-12);
+  Matrix<double> wide(3, 5);
+  EXPECT_THROW(orthonormalize(wide), std::invalid_argument);
+}
+
 TEST(Compute, MapsAndNormsRunOverWholeArrays) {
   const auto tanh = test::builtins().get(Kind::activation, "tanh").info->make<float16>().activation(Params{});
   const auto& act = *tanh;
