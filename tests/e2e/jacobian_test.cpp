@@ -214,6 +214,21 @@ TEST(Jacobian, EveryFormatFromItsOwnValues) {
   EXPECT_TRUE(std::isnan(over[1].jacobian(0).max()));
 }
 
+// A plugin layer that mixes rows but does not declare it passes validation; its simulation
+// fails when a row run alone comes out differently, with a message that names the layer.
+TEST(Jacobian, CatchesAnUndeclaredRowMixingLayer) {
+  auto sim = sim_at(parse_spec(R"(base { network { depth: 2 width: 4 layer { name: "batch_centre" } } batch: 4
+                                        jacobian { samples: 1 } })", "j.textproto").sweep, 0);
+  resolve(sim, test::with_fixtures());
+  check_buildable(sim, test::with_fixtures());  // not refused: the layer does not say it mixes rows
+  v1::SimTrace t;
+  simulate(sim, test::with_fixtures(), t);
+  EXPECT_EQ(t.status(), v1::SimTrace::FAILED);
+  EXPECT_THAT(t.message(), HasSubstr("one of the layers (\"batch_centre\""));
+  EXPECT_THAT(t.message(), HasSubstr("mixes the rows of a batch"));
+  EXPECT_THAT(t.message(), HasSubstr("Layer::mixes_rows"));
+}
+
 TEST(Jacobian, RefusesBatchNormAndBadFields) {
   auto error_of = [](const std::string& text) {
     try {
