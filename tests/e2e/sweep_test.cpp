@@ -92,9 +92,10 @@ struct Sweep : ::testing::Test {
     dir = fs::temp_directory_path() / ("gradsim_sweep_" + std::to_string(::getpid()) + "_" +
                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(dir);
-    // 60 simulations: 3 activations x 4 gains x 5 replicas.
+    // 60 simulations: 3 activations x 4 gains x 5 replicas, with Jacobian spectra.
     std::ofstream(path("s.textproto")) << "seed: 11 replicas: 5\n"
-                                          "base { network { depth: 12 width: 32 } batch: 16 }\n"
+                                          "base { network { depth: 12 width: 32 } batch: 16 "
+                                          "jacobian { samples: 2 per_block: true } }\n"
                                           "axis { path: \"network.activation.name\" texts: [\"tanh\", \"relu\", \"gelu\"] }\n"
                                           "axis { path: \"init.params.gain\" range { start: 0.5 stop: 2 count: 4 log: true } }\n";
     // Slower simulations, so that a run can be caught half-way.
@@ -272,8 +273,8 @@ TEST_F(Sweep, SummaryPoolsReplicasWithAVerdict) {
   const auto r = sh("run " + path("s.textproto") + " -o " + path("t.pb"));
   ASSERT_EQ(r.code, 0) << r.out;
   // relu, gain 0.5: vanishing by 11 log10(0.5/sqrt 2) = -4.97 over 12 layers, for each of 5
-  // seeds; theory's column gives that value exactly.
-  EXPECT_THAT(r.out, ::testing::ContainsRegex("  5 +-[45]\\.[0-9][0-9] \\[ *-[0-9.]+, *-[0-9.]+\\]   -4\\.97  vanishing   "
+  // seeds; theory's column gives that value exactly; then the Jacobian's spread.
+  EXPECT_THAT(r.out, ::testing::ContainsRegex("  5 +-[45]\\.[0-9][0-9] \\[ *-[0-9.]+, *-[0-9.]+\\]   -4\\.97 +[0-9]+\\.[0-9][0-9]  vanishing   "
                                               "network.activation.name=relu init.params.gain=0.5\n"));
   EXPECT_THAT(r.out, ::testing::ContainsRegex("stable +network.activation.name=relu init.params.gain=1.25992"));
   EXPECT_THAT(sh("run " + path("s.textproto") + " -o " + path("t.pb") + " --stable-band 10").out,
