@@ -138,7 +138,7 @@ def sims_frame(path, band=1.0):
 
 
 def _median(values):
-    v = sorted(values)
+    v = sorted(x for x in values if not math.isnan(x))  # NaN: a spectrum that overflowed, or unknown
     if not v:
         return math.nan
     return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2

@@ -60,7 +60,8 @@ void RunSummary::add(const v1::SimTrace& t) {
   else ++g.nonfinite;
   if (t.status() == v1::SimTrace::OK && t.prediction().none().empty() && t.layers_size())
     g.predicted.push_back(t.prediction().log10_first_over_last());
-  for (const auto& sp : t.jacobian()) g.spreads.push_back(sp.log10_spread());
+  for (const auto& sp : t.jacobian())  // NaN where the spectrum is (a Jacobian that overflowed)
+    if (!std::isnan(sp.log10_spread())) g.spreads.push_back(sp.log10_spread());
   if (t.has_grad_overflow_layer()) g.overflow_layers.push_back(t.grad_overflow_layer());
   if (t.has_grad_underflow_layer()) g.underflow_layers.push_back(t.grad_underflow_layer());
   if (columns_.size() < columns_max_ && !norms.empty()) columns_.push_back({t.index(), std::move(norms)});
@@ -304,7 +305,8 @@ std::string spectrum_text(const v1::Spectrum& sp) {
 
 double block_spread(const v1::LayerTrace& l) {
   std::vector<double> v;
-  for (const auto& sp : l.jacobian()) v.push_back(sp.log10_spread());
+  for (const auto& sp : l.jacobian())
+    if (!std::isnan(sp.log10_spread())) v.push_back(sp.log10_spread());
   return median(v);
 }
 
