@@ -22,6 +22,7 @@
 
 #include "check/gradcheck.hpp"
 #include "error.hpp"
+#include "run/cluster.hpp"
 #include "run/crash.hpp"
 #include "run/validate.hpp"
 #include "plugin/registry.hpp"
@@ -37,6 +38,9 @@ using namespace gradsim;
 namespace {
 
 constexpr const char* kDefaultSpec = "default.textproto";
+
+// Under mpirun: this process's part of the job (null when gradsim runs alone).
+std::unique_ptr<Cluster> g_cluster;
 
 // Errors that already say where ("file:line:col: error: ...") print as they are.
 int report_error(const std::string& what) {
@@ -201,7 +205,8 @@ struct RunArgs {
   std::vector<std::string> plugin_dirs;
   std::string spec, output = "traces.pb", shard;
   int threads = 0;
-  bool quiet = false, resume = false, progress = false;
+  std::size_t window = 0;
+  bool quiet = false, resume = false, progress = false, rank_stats = false;
   double stable_band = 1.0, sim_timeout = 0;
   std::uint64_t max_sims = kDefaultMaxSims;
 };
@@ -216,8 +221,66 @@ std::pair<std::uint32_t, std::uint32_t> parse_shard(const std::string& text) {
   return {i, n};
 }
 
+// `run --rank-stats`: what each rank did, and what rank 0 spent taking in and writing records.
+void print_rank_stats(std::ostream& os, const std::vector<RankStats>& ranks) {
+  if (ranks.empty()) {
+    os << "rank stats: one process (no mpirun)\n";
+    return;
+  }
+  os << "rank  threads   sims   wall s   busy s   idle %\n";
+  for (std::size_t r = 0; r < ranks.size(); ++r) {
+    const auto& k = ranks[r];
+    char line[128];
+    std::snprintf(line, sizeof line, "%4zu  %7d  %5llu  %7.2f  %7.2f  %7.1f\n", r, k.threads,
+                  static_cast<unsigned long long>(k.sims), k.wall, k.busy, 100 * k.idle());
+    os << line;
+  }
+  const auto& w = ranks.front();
+  std::uint64_t records = 0;
+  for (const auto& k : ranks) records += k.sims;
+  char line[200];
+  std::snprintf(line, sizeof line,
+                "writer (rank 0): %llu records, %.1f MB, %.3f s taking in and writing: %.0f records/s, %.0f MB/s at most\n",
+                static_cast<unsigned long long>(records), double(w.bytes) * 1e-6, w.writer,
+                w.writer > 0 ? double(records) / w.writer : 0.0, w.writer > 0 ? double(w.bytes) * 1e-6 / w.writer : 0.0);
+  os << line;
+}
+
+// The options every process of a run shares: threads, and how many simulations fit in memory.
+SweepOptions sweep_options(const RunArgs& a, const Validation& v) {
+  SweepOptions options;
+  options.threads = a.threads, options.stop = &g_stop, options.sim_timeout = a.sim_timeout;
+  const int threads = a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency());
+  options.in_flight = fitting_in_memory(v.max_sim_bytes, std::size_t(2 * std::max(1, threads)));
+  if (options.in_flight < std::size_t(std::max(1, threads)))
+    std::cerr << "gradsim: one simulation needs about " << std::ceil(double(v.max_sim_bytes) * 1e-8) / 10
+              << " GB: running " << options.in_flight << " at a time to fit in memory\n";
+  return options;
+}
+
+// Under mpirun, the ranks above 0: run what rank 0 hands out. Rank 0 has checked the spec and
+// the command line before saying go; this rank's own view of them (plugins, memory) is checked
+// again here, and an error ends the job.
+int run_rank(Cluster& cluster, const Registry& registry, const RunArgs& a) {
+  const SpecFile spec = read_spec(spec_or_default(a.spec));
+  const Validation v = validate(spec, registry, a.max_sims);
+  SweepOptions options = sweep_options(a, v);
+  std::signal(SIGINT, on_interrupt);
+  std::signal(SIGTERM, on_interrupt);  // mpirun passes a Ctrl-C on as SIGTERM
+  CrashGuard guard(crash_journal_path(a.output));  // shared with rank 0 where the file system is
+  options.guard = &guard;
+  work(cluster, spec, registry, v.count, options);
+  return 0;
+}
+
 int run(const Registry& registry, const RunArgs& a) {
   const auto [shard_index, shard_count] = a.shard.empty() ? std::pair{0u, 1u} : parse_shard(a.shard);
+  if (g_cluster && g_cluster->rank() > 0) return run_rank(*g_cluster, registry, a);
+  if (g_cluster && !a.shard.empty())
+    throw Error("--shard " + a.shard + ": under mpirun the " + std::to_string(g_cluster->size()) +
+                " processes share the sweep as they go; leave --shard out");
+  if (g_cluster && a.output == "-")
+    throw Error("-o -: under mpirun, write the traces to a file (-o FILE)");
   const fs::path spec_path = spec_or_default(a.spec);
   const bool to_stdout = a.output == "-";
   std::error_code ec;
@@ -230,15 +293,10 @@ int run(const Registry& registry, const RunArgs& a) {
   if (shard_count > 1) header.set_shard_index(shard_index), header.set_shard_count(shard_count);
   std::ostream& report = to_stdout ? std::cerr : std::cout;  // stdout carries the traces then
 
-  SweepOptions options;
-  options.threads = a.threads, options.stop = &g_stop, options.sim_timeout = a.sim_timeout;
+  SweepOptions options = sweep_options(a, v);
   options.shard_index = shard_index, options.shard_count = shard_count;
-  const int threads = a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency());
-  options.in_flight = fitting_in_memory(v.max_sim_bytes, std::size_t(2 * std::max(1, threads)));
-  if (options.in_flight < std::size_t(std::max(1, threads)))
-    std::cerr << "gradsim: one simulation needs about " << std::ceil(double(v.max_sim_bytes) * 1e-8) / 10
-              << " GB: running " << options.in_flight << " at a time to fit in memory\n";
   std::signal(SIGINT, on_interrupt);  // from here on, Ctrl-C leaves a valid file
+  if (g_cluster) std::signal(SIGTERM, on_interrupt);  // mpirun passes a Ctrl-C on as SIGTERM
   std::unique_ptr<OutputLock> lock;
   std::unique_ptr<CrashGuard> guard;
   std::unique_ptr<TraceWriter> writer;
@@ -277,13 +335,26 @@ int run(const Registry& registry, const RunArgs& a) {
   Progress progress(total, options.skip, a.progress || isatty(STDERR_FILENO));
   std::uint64_t done = options.skip;
   RunCounts counts;
+  std::vector<RankStats> ranks;
   try {
-    counts = run_sweep(spec, registry, v.count, options, [&](const v1::SimTrace& t) {
-      writer->append(t);
-      if (!a.quiet) summary.add(t);
-      failed += t.status() != v1::SimTrace::OK;
-      progress.update(++done, failed);
-    });
+    if (g_cluster) {
+      g_cluster->start(true);  // the other ranks load their plugins and ask for work
+      counts = coordinate(*g_cluster, spec, registry, v.count, options, a.window,
+                          [&](const v1::SimTrace& t, const std::string& bytes) {
+                            writer->append_raw(bytes);
+                            if (!a.quiet) summary.add(t);
+                            failed += t.status() != v1::SimTrace::OK;
+                            progress.update(++done, failed);
+                          },
+                          &ranks);
+    } else {
+      counts = run_sweep(spec, registry, v.count, options, [&](const v1::SimTrace& t) {
+        writer->append(t);
+        if (!a.quiet) summary.add(t);
+        failed += t.status() != v1::SimTrace::OK;
+        progress.update(++done, failed);
+      });
+    }
   } catch (const ResourceError& e) {
     progress.finish();
     throw Error(std::string(e.what()) + " (one simulation needs about " +
@@ -296,12 +367,15 @@ int run(const Registry& registry, const RunArgs& a) {
   if (!a.quiet) summary.print(report);
   report << "wrote " << a.output << ": " << counts.ok << " ok, " << counts.failed << " failed";
   if (options.skip) report << " (after " << options.skip << " from before)";
+  if (g_cluster) report << " by " << g_cluster->size() << " processes";
   report << '\n';
+  if (a.rank_stats) print_rank_stats(report, ranks);
   if (counts.interrupted) {
     std::string dirs;
     for (const auto& d : a.plugin_dirs) dirs += "--plugin-dir " + d + " ";
     std::cerr << "gradsim: interrupted after " << done << " of " << total << " simulations; " << a.output
-              << " holds them all. Finish with: gradsim " << dirs << "run " << (a.spec.empty() ? "" : a.spec + " ")
+              << " holds them all. Finish with: " << (g_cluster ? "mpirun -n " + std::to_string(g_cluster->size()) + " " : "")
+              << "gradsim " << dirs << "run " << (a.spec.empty() ? "" : a.spec + " ")
               << "-o " << a.output << (a.shard.empty() ? "" : " --shard " + a.shard) << " --resume\n";
     return 130;
   }
@@ -389,7 +463,7 @@ std::string usage_error(const CLI::App& app, const CLI::ParseError& e, int argc,
 
 }  // namespace
 
-int main(int argc, char** argv) try {
+int run_main(int argc, char** argv) try {
   CLI::App app{"gradsim: simulate vanishing and exploding gradients in deep networks"};
   app.require_subcommand(0, 1);
   app.fallthrough();
@@ -427,6 +501,9 @@ int main(int argc, char** argv) try {
   run_cmd->add_option("--stable-band", ra.stable_band, "|log10(first/last)| up to this is 'stable'")
       ->capture_default_str()->check(finite);
   run_cmd->add_flag("-q,--quiet", ra.quiet, "print no summary");
+  run_cmd->add_flag("--rank-stats", ra.rank_stats, "under mpirun: what each process ran, its idle time, the writer's rate");
+  run_cmd->add_option("--window", ra.window, "under mpirun: records rank 0 may hold waiting for an earlier one "
+                                             "(0: 4 x the simulations all ranks hold at once, at least 64)")->capture_default_str();
   auto* validate_cmd = app.add_subcommand("validate", "check a spec without running it");
   validate_cmd->add_option("spec", spec, "spec file; default: the demo in sims/");
   validate_cmd->add_option("--max-sims", ra.max_sims, "refuse sweeps of more simulations than this")->capture_default_str();
@@ -489,6 +566,12 @@ int main(int argc, char** argv) try {
   if (*help_cmd || app.get_subcommands().empty()) {  // `gradsim help`, or no command at all
     (*help_cmd ? std::cout : std::cerr) << app.get_formatter()->make_help(&app, "gradsim", CLI::AppFormatMode::Normal);
     return *help_cmd ? 0 : 1;
+  }
+  // Started by mpirun: one sweep over the job. The other ranks wait for rank 0's word, so a
+  // mistake in the spec or the command line is reported once.
+  if (*run_cmd && launched_processes() > 1) {
+    g_cluster = std::make_unique<Cluster>(argc, argv);
+    if (g_cluster->rank() > 0 && !g_cluster->start(true)) return 1;
   }
 
   if (*inspect) {
@@ -579,5 +662,19 @@ int main(int argc, char** argv) try {
   ra.plugin_dirs = plugin_dirs;
   return run(registry, ra);
 } catch (const std::exception& e) {
-  return report_error(e.what());
+  if (!g_cluster) {
+    // Built without MPI and started by mpirun: every rank has the same error; one says it.
+    const char* rank = std::getenv("OMPI_COMM_WORLD_RANK");
+    if (launched_processes() > 1 && rank && std::atoi(rank) > 0) return 1;
+    return report_error(e.what());
+  }
+  const int status = report_error(g_cluster->rank() ? "rank " + std::to_string(g_cluster->rank()) + ": " + e.what()
+                                                    : std::string(e.what()));
+  g_cluster->fail(status);  // the other ranks would wait for this one
+}
+
+int main(int argc, char** argv) {
+  const int status = run_main(argc, argv);
+  g_cluster.reset();  // MPI_Finalize, before static destructors run
+  return status;
 }

@@ -156,6 +156,7 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
   RunCounts counts;
   std::uint64_t k = options.skip;  // the shard's k-th simulation is index i + k N
   Watchdog watchdog(options.sim_timeout, options.guard);
+  std::atomic<std::uint64_t> busy_ns{0};
   using Trace = std::shared_ptr<v1::SimTrace>;
   auto simulate_one = [&](std::uint64_t index) {
     // The record lives in an arena of its own: a few allocations instead of hundreds, all freed
@@ -165,14 +166,13 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
     sizes.start_block_size = 16 << 10, sizes.max_block_size = 1 << 20;
     const auto arena = std::make_shared<google::protobuf::Arena>(sizes);
     const Trace t(arena, google::protobuf::Arena::CreateMessage<v1::SimTrace>(arena.get()));
+    if (auto c = options.crashed.find(index); c != options.crashed.end()) {
+      crashed_record(spec, registry, index, c->second, *t);
+      return t;
+    }
     t->set_index(index);
     *t->mutable_spec() = sim_at(spec.sweep, index);
     resolve(*t->mutable_spec(), registry);  // validated before: cannot fail here
-    if (auto c = options.crashed.find(index); c != options.crashed.end()) {
-      t->set_status(v1::SimTrace::FAILED);
-      t->set_message("crashed the process in an earlier run (" + c->second + "); recorded, not run again");
-      return t;
-    }
     const auto deadline = options.sim_timeout > 0
                               ? std::chrono::steady_clock::now() +
                                     std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -180,6 +180,7 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
                               : Deadline::max();
     set_current_simulation(std::int64_t(index));
     watchdog.start(index);
+    const auto started = std::chrono::steady_clock::now();
     try {
       simulate(t->spec(), registry, *t, deadline);
     } catch (const ResourceError& e) {
@@ -188,6 +189,8 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
     }
     watchdog.stop(index);
     set_current_simulation(-1);
+    busy_ns += std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now() - started).count());
     if (t->status() == v1::SimTrace::FAILED && t->message().find("(--sim-timeout)") != std::string::npos)
       t->set_message(t->message().substr(0, t->message().find(" (--sim-timeout)")) + " of " +
                      detail::format_number(options.sim_timeout) + " s (--sim-timeout)");
@@ -204,11 +207,14 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
                                               [&](tbb::flow_control& fc) -> std::uint64_t {
                                                 GRADSIM_HANDOFF_ACQUIRE(&k);  // serial, maybe on another thread
                                                 std::uint64_t next = 0;
-                                                if (k == todo) {
+                                                if (!options.source && k == todo) {
                                                   fc.stop();
                                                 } else if (options.stop && options.stop->load()) {
                                                   counts.interrupted = true;
                                                   fc.stop();
+                                                } else if (options.source) {
+                                                  if (const auto i = options.source()) next = *i;
+                                                  else fc.stop();
                                                 } else {
                                                   next = options.shard_index + options.shard_count * k++;
                                                 }
@@ -237,7 +243,17 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
   }
   GRADSIM_HANDOFF_ACQUIRE(&finished);
   (void)finished;
+  counts.busy = double(busy_ns.load()) * 1e-9;
   return counts;
+}
+
+void crashed_record(const SpecFile& spec, const Registry& registry, std::uint64_t index, const std::string& reason,
+                    v1::SimTrace& out) {
+  out.set_index(index);
+  *out.mutable_spec() = sim_at(spec.sweep, index);
+  resolve(*out.mutable_spec(), registry);  // validated before: cannot fail here
+  out.set_status(v1::SimTrace::FAILED);
+  out.set_message("crashed the process in an earlier run (" + reason + "); recorded, not run again");
 }
 
 namespace {

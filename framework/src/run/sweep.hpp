@@ -33,11 +33,15 @@ struct SweepOptions {
   std::uint32_t shard_index = 0, shard_count = 1;  ///< run simulations i, i + N, ... only
   std::uint64_t skip = 0;  ///< this many of the shard's simulations are done already (resume)
   const std::atomic<bool>* stop = nullptr;  ///< when set, take no new simulation
+  /// Where the indices come from instead of the shard's stride (a cluster's work queue): the
+  /// next index to run, nullopt when there is none; may block. The stop flag is checked first.
+  std::function<std::optional<std::uint64_t>()> source;
 };
 
 struct RunCounts {
   std::uint64_t ok = 0, failed = 0;
   bool interrupted = false;  ///< stopped before the last simulation
+  double busy = 0;           ///< thread-seconds spent in simulations
 };
 
 /// The most simulations of `bytes` each that fit at once in 70 % of this machine's memory,
@@ -56,6 +60,11 @@ std::uint64_t shard_size(std::uint64_t count, std::uint32_t index, std::uint32_t
 /// naming the simulation, with every record before it written.
 RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_t count,
                     const SweepOptions& options, const std::function<void(const v1::SimTrace&)>& write);
+
+/// The record of a simulation that crashed the process in an earlier run: FAILED, with the
+/// reason, not run again.
+void crashed_record(const SpecFile& spec, const Registry& registry, std::uint64_t index, const std::string& reason,
+                    v1::SimTrace& out);
 
 /// For --resume: checks that `file` was written for `header` (same spec, plugins' names and
 /// shard), hands each complete record to `seen`, cuts off an incomplete last record, and
