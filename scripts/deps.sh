@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config
       libboost-dev libboost-filesystem-dev libtbb-dev libprotobuf-dev protobuf-compiler zlib1g-dev
-      libeigen3-dev libopenblas-pthread-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev python3-protobuf
+      libeigen3-dev libopenblas-pthread-dev libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libopenmpi-dev openmpi-bin python3-protobuf
       python3-numpy python3-pandas python3-matplotlib
       clang util-linux)
 missing=()

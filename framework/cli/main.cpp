@@ -201,6 +201,10 @@ extern "C" void on_interrupt(int) {
   (void)!::write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
+// Under mpirun, the ranks above 0: mpirun turns a Ctrl-C into SIGTERM for every rank; rank 0
+// says what happens, the others stop quietly.
+extern "C" void on_terminate(int) { g_stop = true; }
+
 struct RunArgs {
   std::vector<std::string> plugin_dirs;
   std::string spec, output = "traces.pb", shard;
@@ -265,8 +269,8 @@ int run_rank(Cluster& cluster, const Registry& registry, const RunArgs& a) {
   const SpecFile spec = read_spec(spec_or_default(a.spec));
   const Validation v = validate(spec, registry, a.max_sims);
   SweepOptions options = sweep_options(a, v);
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);  // mpirun passes a Ctrl-C on as SIGTERM
+  std::signal(SIGINT, on_terminate);
+  std::signal(SIGTERM, on_terminate);
   CrashGuard guard(crash_journal_path(a.output));  // shared with rank 0 where the file system is
   options.guard = &guard;
   work(cluster, spec, registry, v.count, options);
@@ -671,6 +675,7 @@ int run_main(int argc, char** argv) try {
   const int status = report_error(g_cluster->rank() ? "rank " + std::to_string(g_cluster->rank()) + ": " + e.what()
                                                     : std::string(e.what()));
   g_cluster->fail(status);  // the other ranks would wait for this one
+  return status;
 }
 
 int main(int argc, char** argv) {

@@ -3,6 +3,7 @@ import math
 
 import pandas as pd
 
+from . import gradsim_pb2
 from .traces import Traces
 
 
@@ -63,7 +64,8 @@ def layers_frame(path):
     weight_grad_norm, bias_grad_norm, pre_activation_sq = the measured length q, and
     output_*/grad_*/act_grad_* statistics), with mean-field theory's predicted_q,
     predicted_output_sq, predicted_grad_norm, and with correlated input pairs pair_correlation
-    and predicted_correlation (NaN where the trace has none)."""
+    and predicted_correlation (NaN where the trace has none). Records written with detail NORMS
+    have NaN statistics; SUMMARY records have no layers (sims_frame has their numbers)."""
     rows = []
     with Traces(path) as tr:
         sweep = tr.header.spec
@@ -76,17 +78,22 @@ def layers_frame(path):
                            weight_grad_norm=l.weight_grad_norm, bias_grad_norm=l.bias_grad_norm,
                            pre_activation_sq=l.pre_activation_sq)
                 row.update({k: getattr(l, k) if l.HasField(k) else math.nan for k in _THEORY})
-                row.update(_stats("output", l.output))
-                row.update(_stats("grad", l.grad))
-                row.update(_stats("act_grad", l.act_grad))
+                for prefix in ("output", "grad", "act_grad"):
+                    stats = _stats(prefix, getattr(l, prefix))
+                    if not l.HasField(prefix):  # detail NORMS: not recorded (grad_norm is the layer's own)
+                        stats = {k: math.nan for k in stats if k not in row}
+                    row.update(stats)
                 rows.append(row)
     return pd.DataFrame(rows)
 
 
 def _log_ratio(t):
-    if not t.layers:
+    if t.layers:
+        first, last = t.layers[0].grad_norm, t.layers[-1].grad_norm
+    elif t.spec.detail == gradsim_pb2.SUMMARY:  # no layers: the record's own two norms
+        first, last = t.first_grad_norm, t.last_grad_norm
+    else:
         return float("nan")
-    first, last = t.layers[0].grad_norm, t.layers[-1].grad_norm
     with_inf = float("inf")
     if last == 0:
         return with_inf if first > 0 else float("nan")
@@ -121,7 +128,7 @@ def sims_frame(path, band=1.0):
             r = _log_ratio(t) if t.status == 1 else float("nan")
             rows.append({"index": t.index, "replica": replica, "seed": t.spec.seed, **axes,
                          "status": "ok" if t.status == 1 else "failed", "message": t.message,
-                         "depth": len(t.layers), "loss": t.loss, "log10_first_over_last": r,
+                         "depth": len(t.layers) or t.spec.network.depth, "loss": t.loss, "log10_first_over_last": r,
                          "verdict": verdict(r, band) if t.status == 1 else "failed",
                          "grad_overflow_layer": t.grad_overflow_layer if t.HasField("grad_overflow_layer") else math.nan,
                          "grad_underflow_layer": t.grad_underflow_layer if t.HasField("grad_underflow_layer") else math.nan,

@@ -69,6 +69,8 @@ def signal_figure(path):
     """|dL/dh| and the activation variance by layer; one line per configuration."""
     axes, header = _axes_of(path)
     df = layers_frame(path)
+    if df.empty:  # detail SUMMARY (or nothing but failures): no per-layer numbers to draw
+        return None, {}
     df = df[df.status == "ok"]
     fig, (ax_g, ax_v) = plt.subplots(1, 2, figsize=(12, 5))
     groups = list(df.groupby(axes[0] if len(axes) == 1 else axes, sort=False)) if axes else [((), df)]
@@ -79,6 +81,8 @@ def signal_figure(path):
         label = _config_label(g.iloc[0], axes)
         by_layer = g.groupby("layer")
         for ax, column in ((ax_g, "grad_norm"), (ax_v, "output_variance")):
+            if df[column].isna().all():
+                continue
             # log10 on a linear axis: these values span hundreds of decades (up to the formats'
             # limits), beyond what a log-scaled axis can lay out.
             values = by_layer[column]
@@ -97,10 +101,12 @@ def signal_figure(path):
         lines += 1
     if theory:  # one legend entry for all of theory's lines, after the configurations
         ax_g.plot([], [], ":", color="black", lw=1.0, label="mean-field theory")
-    for ax in (ax_g, ax_v):
+    for ax, column in ((ax_g, "grad_norm"), (ax_v, "output_variance")):
         if not ax.lines:
-            ax.text(0.5, 0.5, "no finite values to show\n(the numbers left the format)", transform=ax.transAxes,
-                    ha="center", va="center", color="gray")
+            ax.set_xticks([]), ax.set_yticks([])
+            why = ("not recorded\n(traces written with detail NORMS)" if df[column].isna().all()
+                   else "no finite values to show\n(the numbers left the format)")
+            ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center", color="gray")
     ax_g.set_xlabel("layer (0: next to the input; the gradient flows from the last)")
     ax_g.set_ylabel("log10 ‖dL/dh‖ (median over replicas, range shaded)")
     ax_g.set_title("backward: gradient norm by layer")

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 
 #include "io/trace_io.hpp"
+#include "gradsim.pb.h"
 
 namespace gradsim {
 namespace {
@@ -188,6 +189,69 @@ TEST_F(Cli, SummaryGroupsByAxisValuesWhateverTheLabel) {
   EXPECT_THAT(wide.out, HasSubstr("init.params.gain=0.5,2,"));
   EXPECT_THAT(wide.out, HasSubstr(",stable,0,0,0,0,"));  // then theory's value
   EXPECT_THAT(wide.out, Not(HasSubstr("vanishing")));
+}
+
+// detail NORMS and SUMMARY keep the same numbers as FULL, in a fraction of the bytes; the run
+// summary, inspect and export read each.
+TEST_F(Cli, DetailLevelsKeepTheSameNumbersInLessSpace) {
+  std::ofstream(path("d.textproto")) << "seed: 5 replicas: 2 base { network { depth: 30 width: 32 "
+                                        "activation { name: \"relu\" } } batch: 32 }\n"
+                                        "axis { path: \"init.params.gain\" numbers: [0.5, 4] }\n"
+                                        "axis { path: \"detail\" texts: [\"FULL\", \"NORMS\", \"SUMMARY\"] }\n";
+  const auto r = sh("run " + path("d.textproto") + " -o " + path("d.pb"));
+  ASSERT_EQ(r.code, 0) << r.out;
+  // One summary row per detail and gain, the same numbers whatever the detail.
+  for (const char* gain : {"0.5", "4"}) {
+    std::vector<std::string> rows;
+    for (const char* d : {"FULL", "NORMS", "SUMMARY"}) {
+      const std::string tail = std::string("init.params.gain=") + gain + " detail=" + d + "\n";
+      const auto end = r.out.find(tail);
+      ASSERT_NE(end, std::string::npos) << r.out;
+      rows.push_back(r.out.substr(r.out.rfind('\n', end) + 1, end - r.out.rfind('\n', end) - 1));
+    }
+    EXPECT_EQ(rows[1], rows[0]);
+    EXPECT_EQ(rows[2], rows[0]);
+  }
+  TraceReader reader(path("d.pb"));
+  std::vector<v1::SimTrace> t(12);
+  std::vector<std::size_t> bytes(3, 0);
+  for (auto& s : t) {
+    ASSERT_TRUE(reader.next(s));
+    bytes[s.index() % 6 / 2] += s.ByteSizeLong();
+  }
+  for (int i = 0; i < 12; ++i) {
+    const auto& full = t[std::size_t(i / 6 * 6 + i % 2)];  // same gain and replica, detail FULL
+    const auto& s = t[std::size_t(i)];
+    EXPECT_EQ(s.loss(), full.loss()) << i;
+    EXPECT_EQ(s.first_grad_norm(), full.layers(0).grad_norm()) << i;
+    EXPECT_EQ(s.last_grad_norm(), full.layers(29).grad_norm()) << i;
+    switch (s.spec().detail()) {
+      case v1::FULL: EXPECT_TRUE(s.layers(3).has_output()); break;
+      case v1::NORMS:
+        ASSERT_EQ(s.layers_size(), 30);
+        EXPECT_FALSE(s.layers(3).has_output() || s.layers(3).has_grad() || s.layers(3).has_weight_grad());
+        EXPECT_EQ(s.layers(3).grad_norm(), full.layers(3).grad_norm());
+        EXPECT_EQ(s.layers(3).predicted_q(), full.layers(3).predicted_q());
+        break;
+      default: EXPECT_EQ(s.layers_size(), 0) << i;
+    }
+  }
+  EXPECT_LT(3 * bytes[1], bytes[0]);   // NORMS: under a third of FULL
+  EXPECT_LT(5 * bytes[2], bytes[1]);   // SUMMARY: under a fifth of NORMS
+  const auto shown = sh("inspect " + path("d.pb") + " --sim 4");
+  EXPECT_THAT(shown.out, ::testing::ContainsRegex("\\|dL/dh\\| at layer 0 [0-9.e+-]+, at the last layer [0-9.e+-]+: "
+                                                  "log10\\(first/last\\) [-+][0-9.]+, theory [-+][0-9.]+ \\+- [0-9.]+ "
+                                                  "\\(written with detail SUMMARY: no per-layer records\\)"));
+  EXPECT_THAT(sh("inspect " + path("d.pb") + " --sim 2").out, HasSubstr("(detail NORMS: no statistics)"));
+  const auto csv = sh("export " + path("d.pb") + " --csv -");
+  EXPECT_THAT(csv.out, ::testing::ContainsRegex("\n2,0,0.5,NORMS,ok,0,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,[0-9.e+-]+,,,,,,,,"));
+  // A per-block spectrum needs block records.
+  std::ofstream(path("bad.textproto")) << "base { network { depth: 3 width: 8 } detail: SUMMARY "
+                                          "jacobian { samples: 1 per_block: true } }\n";
+  const auto bad = sh("validate " + path("bad.textproto"));
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_THAT(bad.out, HasSubstr("jacobian.per_block keeps a spectrum in every block's record, and detail SUMMARY "
+                                 "keeps no block records; use detail NORMS (or FULL), or drop per_block"));
 }
 
 TEST_F(Cli, TruncatedTracesAreInspectedUpToTheLastRecord) {

@@ -156,6 +156,33 @@ sj = gradsim.sims_frame(jpb)
 check(sj.jacobian_log10_spread.notna().all() and sims_df.jacobian_log10_spread.isna().all(),
       "sims_frame has the spread with jacobian, NaN without")
 
+# 6b. Detail levels: NORMS rows have the norms and NaN statistics, SUMMARY records no layers but
+# the same log-ratio in sims_frame; the signal figure says what NORMS lacks, and skips SUMMARY.
+dspec = os.path.join(tmp, "detail.textproto")
+with open(dspec, "w") as f:
+    f.write('seed: 3 base { network { depth: 8 width: 16 } batch: 8 }\n'
+            'axis { path: "detail" texts: ["FULL", "NORMS", "SUMMARY"] }\n')
+dpb = os.path.join(tmp, "detail.pb")
+run("run", "-q", dspec, "-o", dpb)
+dl, ds = gradsim.layers_frame(dpb), gradsim.sims_frame(dpb)
+check(sorted(dl.detail.unique()) == ["FULL", "NORMS"], "layers_frame: rows of FULL and NORMS records only")
+full, norms = dl[dl.detail == "FULL"], dl[dl.detail == "NORMS"]
+check(list(norms.grad_norm) == list(full.grad_norm), "NORMS keeps every layer's gradient norm")
+check(norms.output_variance.isna().all() and full.output_variance.notna().all(), "NORMS: statistics are NaN")
+check(ds.log10_first_over_last.nunique() == 1 and math.isfinite(ds.log10_first_over_last[2]),
+      "sims_frame: one log-ratio, whatever the detail")
+check(list(ds.depth) == [8, 8, 8], "sims_frame: the depth of a SUMMARY record")
+sfile = os.path.join(tmp, "summary.pb")
+with open(dspec, "w") as f:
+    f.write('base { network { depth: 8 width: 16 } batch: 8 detail: NORMS }\n')
+run("run", "-q", dspec, "-o", sfile)
+fig, _ = gradsim.plot.signal_figure(sfile)
+check(any("detail NORMS" in t.get_text() for t in fig.axes[1].texts), "the NORMS signal figure says what it lacks")
+with open(dspec, "w") as f:
+    f.write('base { network { depth: 8 width: 16 } batch: 8 detail: SUMMARY }\n')
+run("run", "-q", dspec, "-o", sfile)
+check(gradsim.plot.signal_figure(sfile)[0] is None, "no signal figure from SUMMARY records")
+
 # 7. gradsim plot runs the package.
 figdir = os.path.join(tmp, "cli_fig")
 out = run("plot", zpb, "-o", figdir)

@@ -54,11 +54,13 @@ void RunSummary::add(const v1::SimTrace& t) {
   auto& g = groups_[it->second];
   std::vector<double> norms;
   for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
-  const double ratio = log10_first_over_last(norms);
+  // A SUMMARY record keeps no blocks, only the two norms the ratio is made of.
+  const double ratio = norms.empty() ? log10_first_over_last({t.first_grad_norm(), t.last_grad_norm()})
+                                     : log10_first_over_last(norms);
   if (t.status() != v1::SimTrace::OK) ++g.failed;
   else if (std::isfinite(ratio)) g.ratios.push_back(ratio);
   else ++g.nonfinite;
-  if (t.status() == v1::SimTrace::OK && t.prediction().none().empty() && t.layers_size())
+  if (t.status() == v1::SimTrace::OK && t.prediction().none().empty())
     g.predicted.push_back(t.prediction().log10_first_over_last());
   for (const auto& sp : t.jacobian())  // NaN where the spectrum is (a Jacobian that overflowed)
     if (!std::isnan(sp.log10_spread())) g.spreads.push_back(sp.log10_spread());
@@ -185,10 +187,13 @@ void write_layers_csv(std::ostream& os, TraceReader& reader) {
     for (const auto& l : t.layers()) {
       const auto &o = l.output(), &g = l.grad();
       os << prefix << ',' << l.index() << ',' << num(l.grad_norm()) << ',' << num(l.act_grad_norm()) << ','
-         << num(l.weight_grad_norm()) << ',' << num(l.bias_grad_norm()) << ',' << num(o.mean()) << ','
-         << num(o.variance()) << ',' << num(o.zero_fraction()) << ',' << nonfinite(o) << ',' << nonfinite(g) << ','
-         << num(g.zero_fraction()) << ',' << g.subnormal() << ',' << num(l.pre_activation_sq()) << ','
-         << (l.has_predicted_q() ? num(l.predicted_q()) : "") << ','
+         << num(l.weight_grad_norm()) << ',' << num(l.bias_grad_norm()) << ',';
+      if (l.has_output())
+        os << num(o.mean()) << ',' << num(o.variance()) << ',' << num(o.zero_fraction()) << ',' << nonfinite(o) << ','
+           << nonfinite(g) << ',' << num(g.zero_fraction()) << ',' << g.subnormal() << ',';
+      else
+        os << ",,,,,,,";  // detail NORMS: no statistics recorded
+      os << num(l.pre_activation_sq()) << ',' << (l.has_predicted_q() ? num(l.predicted_q()) : "") << ','
          << (l.has_predicted_grad_norm() ? num(l.predicted_grad_norm()) : "") << '\n';
     }
     if (t.layers_size() == 0) os << prefix << ",,,,,,,,,,,,,,,\n";  // a failed simulation: one row, no numbers
@@ -244,21 +249,30 @@ std::string nonfinite_kinds(const v1::TensorStats& s) {
 
 // The first places where numbers left the format, in the order they happened.
 void print_events(std::ostream& os, const v1::SimTrace& t) {
-  const std::uint64_t depth = std::uint64_t(t.layers_size());
+  const std::uint64_t depth = t.layers_size() ? std::uint64_t(t.layers_size()) : t.spec().network().depth();
   auto from_output = [&](std::uint32_t i) { return ordinal(depth - i) + " from the output"; };
+  // The block's statistics, where the record has them (not with detail NORMS or SUMMARY).
+  auto stats = [&](std::uint32_t i, bool grad) -> const v1::TensorStats* {
+    if (i >= std::uint32_t(t.layers_size())) return nullptr;
+    const auto& l = t.layers(int(i));
+    return grad ? (l.has_grad() ? &l.grad() : nullptr) : (l.has_output() ? &l.output() : nullptr);
+  };
   if (t.has_forward_overflow_layer()) {
     const auto i = t.forward_overflow_layer();
-    os << "  layer " << i << ": forward output overflowed to " << nonfinite_kinds(t.layers(int(i)).output()) << '\n';
+    const auto* s = stats(i, false);
+    os << "  layer " << i << ": forward output overflowed" << (s ? " to " + nonfinite_kinds(*s) : "") << '\n';
   }
   if (t.has_grad_overflow_layer()) {
     const auto i = t.grad_overflow_layer();
-    os << "  layer " << i << ": gradient overflowed to " << nonfinite_kinds(t.layers(int(i)).grad()) << " ("
+    const auto* s = stats(i, true);
+    os << "  layer " << i << ": gradient overflowed" << (s ? " to " + nonfinite_kinds(*s) : "") << " ("
        << from_output(i) << ")\n";
   }
   if (t.has_grad_underflow_layer()) {
     const auto i = t.grad_underflow_layer();
-    os << "  layer " << i << ": gradient underflowed to 0 in all " << t.layers(int(i)).grad().count() << " values ("
-       << from_output(i) << ")\n";
+    const auto* s = stats(i, true);
+    os << "  layer " << i << ": gradient underflowed to 0 in all" << (s ? " " + std::to_string(s->count()) : "")
+       << " values (" << from_output(i) << ")\n";
   }
   // Mitigation events, one line per kind: how often they fired, and the last one.
   std::vector<std::string> order;
@@ -323,8 +337,17 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
   os << '\n';
   if (t.status() != v1::SimTrace::OK) return;
   os << "  loss " << fmt("%.6g", t.loss()) << ", |dL/dx| " << fmt("%.3e", t.input_grad_norm()) << '\n';
+  if (s.detail() == v1::SUMMARY)
+    os << "  |dL/dh| at layer 0 " << fmt("%.3e", t.first_grad_norm()) << ", at the last layer "
+       << fmt("%.3e", t.last_grad_norm()) << ": log10(first/last) "
+       << fmt("%+.3f", log10_first_over_last({t.first_grad_norm(), t.last_grad_norm()}))
+       << (t.prediction().none().empty() ? fmt(", theory %+.3f", t.prediction().log10_first_over_last()) +
+                                               fmt(" +- %.2f", t.prediction().log10_spread())
+                                         : std::string())
+       << " (written with detail SUMMARY: no per-layer records)\n";
   const auto& p = t.prediction();
   const bool theory = p.none().empty() && t.layers_size();
+  const bool stats = s.detail() != v1::NORMS && s.detail() != v1::SUMMARY;  // files before detail: full
   if (theory) {
     std::vector<double> norms;
     for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
@@ -345,20 +368,24 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
           "spread = log10(max / smallest non-zero)\n";
   print_events(os, t);
   const bool per_block = t.layers_size() && t.layers(0).jacobian_size();
-  os << "  layer  |dL/dh|    " << (theory ? "predicted  " : "") << "|dL/da|    |dL/dW|    |dL/db|    "
+  if (t.layers_size()) os << "  layer  |dL/dh|    " << (theory ? "predicted  " : "") << "|dL/da|    |dL/dW|    |dL/db|    "
      << (theory ? "q          predicted  " : "") << (per_block ? "J spread  " : "")
-     << "out.mean   out.var    out.zero  nonfinite(out/grad)  grad zero/subnormal\n";
+     << (stats ? "out.mean   out.var    out.zero  nonfinite(out/grad)  grad zero/subnormal" : "(detail NORMS: no statistics)")
+     << '\n';
   for (const auto& l : t.layers())
     os << fmt("  %-5.0f", double(l.index())) << fmt("  %9.3e", l.grad_norm())
        << (!theory ? "" : l.has_predicted_grad_norm() ? fmt("  %9.3e", l.predicted_grad_norm()) : "  -        ")
        << fmt("  %9.3e", l.act_grad_norm()) << fmt("  %9.3e", l.weight_grad_norm())
        << fmt("  %9.3e", l.bias_grad_norm())
        << (theory ? fmt("  %9.3e", l.pre_activation_sq()) + fmt("  %9.3e", l.predicted_q()) : "")
-       << (per_block ? fmt("  %8.2f", block_spread(l)) : "") << fmt("  %+9.2e", l.output().mean())
-       << fmt("  %9.3e", l.output().variance()) << fmt("  %8.3f", l.output().zero_fraction())
-       << fmt("  %9.0f", double(nonfinite(l.output()))) << "/" << fmt("%-9.0f", double(nonfinite(l.grad())))
-       << fmt("  %9.0f", double(l.grad().zero_fraction() * double(l.grad().count()) + 0.5)) << "/"
-       << l.grad().subnormal() << '\n';
+       << (per_block ? fmt("  %8.2f", block_spread(l)) : "")
+       << (!stats ? std::string()
+                  : fmt("  %+9.2e", l.output().mean()) + fmt("  %9.3e", l.output().variance()) +
+                        fmt("  %8.3f", l.output().zero_fraction()) + fmt("  %9.0f", double(nonfinite(l.output()))) +
+                        "/" + fmt("%-9.0f", double(nonfinite(l.grad()))) +
+                        fmt("  %9.0f", double(l.grad().zero_fraction() * double(l.grad().count()) + 0.5)) + "/" +
+                        std::to_string(l.grad().subnormal()))
+       << '\n';
   if (t.steps_size()) {
     os << "  step  loss        |dL/dparams|  |dL/dh| first  last       loss scale  overflow  skipped\n";
     for (const auto& st : t.steps())

@@ -339,6 +339,17 @@ void fail(v1::SimTrace& out, const std::string& message) {
 }
 }  // namespace
 
+void keep_detail(v1::Detail detail, v1::SimTrace& out) {
+  if (out.layers_size()) {
+    out.set_first_grad_norm(out.layers(0).grad_norm());
+    out.set_last_grad_norm(out.layers(out.layers_size() - 1).grad_norm());
+  }
+  if (detail == v1::SUMMARY) out.clear_layers();
+  if (detail == v1::NORMS)
+    for (auto& l : *out.mutable_layers())
+      l.clear_output(), l.clear_grad(), l.clear_weight_grad(), l.clear_act_grad(), l.clear_bias_grad();
+}
+
 void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& out, Deadline deadline) {
   try {
     bool flow_changed = false;
@@ -355,6 +366,7 @@ void simulate(const v1::SimSpec& spec, const Registry& registry, v1::SimTrace& o
     }
     out.set_status(v1::SimTrace::OK);
     theory::annotate(*theory::predict(spec, registry), flow_changed, out);
+    keep_detail(spec.detail(), out);
   } catch (const std::bad_alloc&) {
     throw ResourceError("out of memory");  // not a result: with fewer simulations at once it would run
   } catch (const std::exception& e) {

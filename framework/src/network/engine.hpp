@@ -129,6 +129,10 @@ void check_buildable(const v1::SimSpec& spec, const Registry& registry);
 /// This machine's physical memory.
 std::uint64_t physical_memory_bytes();
 
+/// Trims a finished record to `detail` (NORMS: no TensorStats; SUMMARY: no block records),
+/// after noting the first and last block's gradient norms in it.
+void keep_detail(v1::Detail detail, v1::SimTrace& out);
+
 /// Runs one resolved simulation in its dtype and fills `out` (index and spec are the
 /// caller's). An exception thrown by plugin code, or running past `deadline`, becomes status
 /// FAILED with its message; inf and NaN in the numbers are results, not failures. Running out

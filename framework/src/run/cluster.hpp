@@ -51,9 +51,9 @@ class Cluster {
   int size() const { return size_; }
   /// Collective: rank 0 says whether the run goes ahead (`go`); every rank returns its word.
   bool start(bool go);
-  /// After an error on this rank: before start, tells the others not to start; after it, ends
-  /// the whole job (MPI_Abort), since the other ranks would wait for this one forever.
-  [[noreturn]] void fail(int status);
+  /// After an error on this rank: before start, tells the others not to start (and returns);
+  /// after it, ends the whole job (MPI_Abort), since the other ranks would wait for it forever.
+  void fail(int status);
 
  private:
   int rank_ = 0, size_ = 1;

@@ -102,6 +102,7 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   if (net.input_width() == 0) net.set_input_width(net.width());
   if (sim.batch() == 0) sim.set_batch(64);
   if (sim.dtype() == v1::DTYPE_UNSPECIFIED) sim.set_dtype(v1::FLOAT64);
+  if (sim.detail() == v1::DETAIL_UNSPECIFIED) sim.set_detail(v1::FULL);
   if (!v1::DType_IsValid(sim.dtype()))
     throw SpecError("dtype", "dtype " + std::to_string(int(sim.dtype())) +
                                  " is not a format; use FLOAT64, FLOAT32, BFLOAT16 or FLOAT16");
@@ -136,6 +137,9 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
                                             "; ask for at most batch rows (or a larger batch)");
   if (jac.per_block() && !jac.samples())
     throw SpecError("jacobian.per_block", "jacobian.per_block needs jacobian.samples >= 1 (how many input rows)");
+  if (jac.per_block() && sim.detail() == v1::SUMMARY)
+    throw SpecError("jacobian.per_block", "jacobian.per_block keeps a spectrum in every block's record, and detail "
+                                          "SUMMARY keeps no block records; use detail NORMS (or FULL), or drop per_block");
   if (jac.max_values() == 0) jac.set_max_values(512);
   if (jac.exact_width() == 0) jac.set_exact_width(2048);
   if (jac.krylov_dim() == 0) jac.set_krylov_dim(128);
