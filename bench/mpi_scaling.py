@@ -23,11 +23,11 @@ SMALL = """seed: 1
 replicas: {n}
 base {{ network {{ depth: 32 width: 32 activation {{ name: "tanh" }} }} batch: 32 detail: {detail} }}
 """
-# Widths 512 and 32 alternate (the innermost axis), so a static split into 2 shards by stride
-# gives one shard every wide simulation: about 100x the cost of a narrow one.
+# Widths 512 and 32 alternate (the last axis varies fastest), so a static split into 2 shards
+# by stride gives one shard every wide simulation: about 50x the cost of a narrow one.
 UNBALANCED = """seed: 2
-replicas: {n}
 base {{ network {{ depth: 24 width: 32 activation {{ name: "tanh" }} }} batch: 64 dtype: FLOAT32 }}
+axis {{ path: "init.params.gain" range {{ start: 0.9 stop: 1.1 count: {n} }} }}
 axis {{ path: "network.width" numbers: [512, 32] }}
 """
 
@@ -42,7 +42,9 @@ def run(cmd, cwd):
 
 
 def mpirun(n):
-    return ["mpirun", "--oversubscribe", "-n", str(n)]
+    # Open MPI binds each rank to one core by default (with 2 ranks or fewer): a rank's oneTBB
+    # threads and its MPI thread would share it. gradsim ranks run threads of their own.
+    return ["mpirun", "--oversubscribe", "--bind-to", "none", "-n", str(n)]
 
 
 def writer_rate(out):
@@ -71,19 +73,28 @@ def main():
     with open(os.path.join(work, "tiny.textproto"), "w") as f:
         f.write(SMALL.format(n=n_small, detail="SUMMARY"))
     with open(os.path.join(work, "unbalanced.textproto"), "w") as f:
-        f.write(UNBALANCED.format(n=8 if a.quick else 24))
+        f.write(UNBALANCED.format(n=6 if a.quick else 60))
 
     print(f"# 1. Throughput against processes ({cores} cores; {n_small} simulations, width 32, depth 32, "
           f"batch 32, float64; each rank 1 thread)\n")
-    print("| processes | wall s | sims/s | vs 1 process | same bytes |")
-    print("|---:|---:|---:|---:|:---:|")
+    print("| processes x threads | wall s | sweep s | sims/s (sweep) | vs 1 x 1 | rank idle % | same bytes |")
+    print("|---|---:|---:|---:|---:|---|:---:|")
     ref_wall, _ = run([g, "run", "-q", "small.textproto", "-o", "one.pb", "--threads", "1"], work)
     ref = open(os.path.join(work, "one.pb"), "rb").read()
-    print(f"| 1 (no mpirun) | {ref_wall:.2f} | {n_small / ref_wall:.0f} | 1.00 | - |")
+    print(f"| 1 x 1 (no mpirun) | {ref_wall:.2f} | {ref_wall:.2f} | {n_small / ref_wall:.0f} | 1.00 | - | - |")
+    wall, _ = run([g, "run", "-q", "small.textproto", "-o", "two.pb", "--threads", str(cores)], work)
+    print(f"| 1 x {cores} (no mpirun) | {wall:.2f} | {wall:.2f} | {n_small / wall:.0f} | {ref_wall / wall:.2f} | - | - |")
     for n in (1, 2, 3, 4):
-        wall, _ = run(mpirun(n) + [g, "run", "-q", "small.textproto", "-o", f"n{n}.pb", "--threads", "1"], work)
+        wall, out = run(mpirun(n) + [g, "run", "-q", "small.textproto", "-o", f"n{n}.pb", "--threads", "1",
+                                     "--rank-stats"], work)
+        rows = rank_rows(out)
+        # From the ranks' first ask to their last record (one process under mpirun runs as without).
+        sweep = max(w for _, _, w, _, _ in rows) if rows else wall
         same = open(os.path.join(work, f"n{n}.pb"), "rb").read() == ref
-        print(f"| {n} | {wall:.2f} | {n_small / wall:.0f} | {ref_wall / wall:.2f} | {'yes' if same else 'NO'} |")
+        idle = " / ".join(f"{i:.0f}" for *_, i in rows)
+        print(f"| {n} x 1 (mpirun) | {wall:.2f} | {sweep:.2f} | {n_small / sweep:.0f} | {ref_wall / sweep:.2f} | "
+              f"{idle} | {'yes' if same else 'NO'} |")
+    print("\nwall: the whole command, mpirun's start and stop included; sweep: the ranks' own time.")
 
     print("\n# 2. The writer's ceiling (rank 0's time to receive, check and write each record; "
           "4 ranks of 1 thread)\n")
@@ -97,9 +108,6 @@ def main():
 
     print("\n# 3. An unbalanced sweep on 2 processes of 1 thread: dynamic (mpirun) against the static "
           "split of --shard (2 processes at once, then merge)\n")
-    _, out = run(mpirun(2) + [g, "run", "-q", "unbalanced.textproto", "-o", "dyn.pb", "--threads", "1",
-                              "--rank-stats"], work)
-    t0 = time.perf_counter()
     dyn_wall, out = run(mpirun(2) + [g, "run", "-q", "unbalanced.textproto", "-o", "dyn.pb", "--threads", "1",
                                      "--rank-stats"], work)
     rows = rank_rows(out)
@@ -107,10 +115,12 @@ def main():
     procs = [subprocess.Popen([g, "run", "-q", "unbalanced.textproto", "-o", f"s{i}.pb", "--threads", "1",
                                "--shard", f"{i}/2"], cwd=work, env=ENV, stdout=subprocess.DEVNULL)
              for i in range(2)]
-    ends = []
-    for p in procs:
-        p.wait()
-        ends.append(time.perf_counter() - t0)
+    ends = [None] * len(procs)
+    while None in ends:  # each shard's own end
+        for i, p in enumerate(procs):
+            if ends[i] is None and p.poll() is not None:
+                ends[i] = time.perf_counter() - t0
+        time.sleep(0.001)
     merge_wall, _ = run([g, "merge", "s0.pb", "s1.pb", "-o", "static.pb"], work)
     static_wall = max(ends) + merge_wall
     same = open(os.path.join(work, "dyn.pb"), "rb").read() == open(os.path.join(work, "static.pb"), "rb").read()

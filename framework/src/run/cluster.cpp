@@ -1,6 +1,7 @@
 #include "run/cluster.hpp"
 
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
@@ -395,7 +396,10 @@ void work(Cluster& cluster, const SpecFile& spec, const Registry& registry, std:
   bool no_more = false, asking = false;
   std::uint64_t sims = 0;
 
-  const std::size_t want = std::max<std::size_t>(1, options.in_flight);
+  // Indices to hold here beyond those running: enough to cover a round trip to rank 0 (about
+  // a millisecond when it is idle between polls) at this rank's pace, which it measures.
+  const std::size_t in_flight = std::max<std::size_t>(1, options.in_flight);
+  std::size_t want = in_flight;
   SweepOptions local = options;
   local.source = [&]() -> std::optional<std::uint64_t> {
     std::unique_lock<std::mutex> lock(mutex);
@@ -424,6 +428,10 @@ void work(Cluster& cluster, const SpecFile& spec, const Registry& registry, std:
     {
       std::lock_guard<std::mutex> lock(mutex);
       out.swap(outbox);
+      if (sims) {
+        const double per_second = double(sims) / std::max(1e-6, seconds_since(started));
+        want = in_flight + std::min<std::size_t>(4096, std::size_t(std::ceil(per_second * 2e-3)));
+      }
       const bool stopped = options.stop && options.stop->load();
       if (!asking && !no_more && !stopped && queue.size() < want) ask = asking = true;
       done = sweep.done() && outbox.empty();
