@@ -217,6 +217,56 @@ TEST_F(Mpi, CrashingPluginOnAnyRankIsRecordedAndResumeFinishes) {
   EXPECT_EQ(records_in(path("c.pb")).first, 6u);
 }
 
+// Ctrl-C at mpirun: it passes SIGTERM to every rank and ends them; the file keeps what was
+// written, and --resume finishes it.
+TEST_F(Mpi, CtrlCToMpirunLeavesAFileThatResumeCompletes) {
+  std::ofstream(path("long.textproto")) << "seed: 12 replicas: 240\n"
+                                           "base { network { depth: 40 width: 128 activation { name: \"tanh\" } } batch: 64 }\n";
+  ASSERT_EQ(gradsim("run -q " + path("long.textproto") + " -o " + path("full.pb")).code, 0);
+  std::vector<std::string> args{GRADSIM_MPIEXEC, "--oversubscribe", "-n", "2", GRADSIM_BIN, "run", "-q",
+                                path("long.textproto"), "-o", path("t.pb"), "--threads", "1"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, path("log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t launcher = -1;
+  ASSERT_EQ(posix_spawn(&launcher, GRADSIM_MPIEXEC, &actions, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&actions);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (records_in(path("t.pb")).first < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_EQ(::kill(launcher, SIGINT), 0);
+  int status = 0;
+  waitpid(launcher, &status, 0);
+  const auto [done, cut] = records_in(path("t.pb"));
+  EXPECT_FALSE(cut);  // the ranks stopped cleanly
+  EXPECT_GE(done, 3u);
+  EXPECT_LT(done, 200u) << "the job was not stopped half-way";
+  EXPECT_THAT(bytes_of(path("log")), HasSubstr("gradsim: interrupted after " + std::to_string(done) + " of 240 "
+                                               "simulations; " + path("t.pb") + " holds them all. Finish with: mpirun -n 2 gradsim run"));
+  const auto r = gradsim_mpi(2, "run -q " + path("long.textproto") + " -o " + path("t.pb") + " --resume --threads 1");
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(bytes_of(path("t.pb")), bytes_of(path("full.pb")));
+}
+
+// A gradsim built without MPI, started by mpirun: one clear message, not N runs of the sweep
+// into one file.
+TEST_F(Mpi, BuiltWithoutMpiSaysSoOnce) {
+  const auto r = shell("timeout 120 " + mpirun(3) + GRADSIM_NOMPI_BIN + " --plugin-dir " + GRADSIM_PLUGIN_DIR +
+                       " run -q " + path("mixed.textproto") + " -o " + path("n.pb"));
+  EXPECT_NE(r.code, 0);
+  const std::string what = "gradsim: error: this gradsim was built without MPI, so 3 processes would each run the "
+                           "whole sweep; install Open MPI (apt install libopenmpi-dev openmpi-bin, or "
+                           "scripts/deps.sh) and build gradsim again, or run it without mpirun";
+  const auto first = r.out.find(what);
+  ASSERT_NE(first, std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(what, first + 1), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(path("n.pb")));
+}
+
 TEST_F(Mpi, RanksWithoutWorkExitCleanly) {
   std::ofstream(path("one.textproto")) << "base { network { depth: 3 width: 8 } }\n";
   const auto r = gradsim_mpi(4, "run -q " + path("one.textproto") + " -o " + path("o.pb") + " --threads 1");
