@@ -135,6 +135,26 @@ struct Mpi : ::testing::Test {
   Result gradsim_mpi(int n, const std::string& args) const {
     return shell("timeout 120 " + mpirun(n) + GRADSIM_BIN + " " + args);
   }
+  // Starts `mpirun -n N gradsim run SPEC -o t.pb --threads 1` (output to `log`) and returns
+  // once t.pb holds 3 records: the job is then half-way.
+  pid_t start_mpirun(int n, const std::string& spec) const {
+    std::vector<std::string> args{GRADSIM_MPIEXEC, "--oversubscribe", "-n", std::to_string(n), GRADSIM_BIN, "run",
+                                  "-q", path(spec), "-o", path("t.pb"), "--threads", "1"};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, path("log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    pid_t launcher = -1;
+    EXPECT_EQ(posix_spawn(&launcher, GRADSIM_MPIEXEC, &actions, nullptr, argv.data(), environ), 0);
+    posix_spawn_file_actions_destroy(&actions);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (records_in(path("t.pb")).first < 3 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return launcher;
+  }
   fs::path dir;
   std::string saved_asan;
 };
@@ -176,21 +196,7 @@ TEST_F(Mpi, SmallestWindowStillGivesTheSameBytes) {
 TEST_F(Mpi, KilledRankLeavesAReadableFileThatResumeCompletes) {
   ASSERT_EQ(gradsim("run -q " + path("slow.textproto") + " -o " + path("full.pb")).code, 0);
   // mpirun -n 3 in the background; once records are written, SIGKILL to rank 2.
-  std::vector<std::string> args{GRADSIM_MPIEXEC, "--oversubscribe", "-n", "3", GRADSIM_BIN, "run", "-q",
-                                path("slow.textproto"), "-o", path("t.pb"), "--threads", "1"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, path("log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t launcher = -1;
-  ASSERT_EQ(posix_spawn(&launcher, GRADSIM_MPIEXEC, &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (records_in(path("t.pb")).first < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const pid_t launcher = start_mpirun(3, "slow.textproto");
   bool killed = false;
   for (pid_t p : children_of(launcher))
     if (rank_of(p) == 2) killed = ::kill(p, SIGKILL) == 0;
@@ -234,21 +240,7 @@ TEST_F(Mpi, CtrlCToMpirunLeavesAFileThatResumeCompletes) {
   std::ofstream(path("long.textproto")) << "seed: 12 replicas: 240\n"
                                            "base { network { depth: 40 width: 128 activation { name: \"tanh\" } } batch: 64 }\n";
   ASSERT_EQ(gradsim("run -q " + path("long.textproto") + " -o " + path("full.pb")).code, 0);
-  std::vector<std::string> args{GRADSIM_MPIEXEC, "--oversubscribe", "-n", "2", GRADSIM_BIN, "run", "-q",
-                                path("long.textproto"), "-o", path("t.pb"), "--threads", "1"};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, path("log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t launcher = -1;
-  ASSERT_EQ(posix_spawn(&launcher, GRADSIM_MPIEXEC, &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (records_in(path("t.pb")).first < 3 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const pid_t launcher = start_mpirun(2, "long.textproto");
   ASSERT_EQ(::kill(launcher, SIGINT), 0);
   int status = 0;
   waitpid(launcher, &status, 0);
