@@ -6,7 +6,9 @@
 #         traces reader and resume), each for $GRADSIM_FUZZ_SECONDS (default 30) from the seed
 #         corpus in tests/fuzz/corpus; a crash fails the stage and leaves the input in build-asan/;
 #   tsan: the sweep, CLI and traces tests under ThreadSanitizer (build-tsan/, g++), with
-#         oneTBB's own internals suppressed (tests/tsan.supp; see there what that leaves).
+#         oneTBB's own internals suppressed (tests/tsan.supp; see there what that leaves), and
+#         the MPI runs whose ranks run threads side by side (rank 0's queue and writer, the
+#         other ranks' loops), under mpirun with shared memory only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
@@ -38,5 +40,5 @@ if [[ $stage == tsan || $stage == all ]]; then
     -DCMAKE_CXX_FLAGS="-O1 -g1 -fsanitize=thread" >/dev/null
   cmake --build build-tsan --target gradsim gradsim_tests gradsim_plugins gradsim_sims
   (cd build-tsan && TSAN_OPTIONS="suppressions=$PWD/../tests/tsan.supp halt_on_error=1 exitcode=66" \
-    ./bin/gradsim_tests --gtest_filter='Sweep.*:Cli.*:TracesFixture.*:Engine.*')
+    ./bin/gradsim_tests --gtest_filter='Sweep.*:Cli.*:TracesFixture.*:Engine.*:Mpi.OneFile*:Mpi.Smallest*:Mpi.RanksWithout*')
 fi

@@ -99,7 +99,7 @@ struct Mpi : ::testing::Test {
 #endif
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT", "1", 1);  // CI runs as root; harmless otherwise
     ::setenv("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1", 1);
-    ::setenv("OMPI_MCA_btl", "self,vader,tcp", 1);  // loopback only: no network needed
+    ::setenv("OMPI_MCA_btl", "self,vader", 1);  // one host: shared memory, no network
 #if GRADSIM_SANITIZED
     // Open MPI leaves its own allocations to the end of the process (and from components it has
     // unloaded, which no suppression can name): no leak check in the ranks. The rest of the
