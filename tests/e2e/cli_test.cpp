@@ -159,6 +159,13 @@ TEST_F(Cli, GradcheckChecksAnyPlugin) {
   EXPECT_THAT(bad.out, HasSubstr("FAIL  tangent: "));
   EXPECT_THAT(bad.out, HasSubstr("ok    activation cube  (gradsim-cube.so)  2 checks x 3 seeds"));
   EXPECT_THAT(bad.out, HasSubstr("1 of 2 plugins pass"));
+  const auto cell = sh(dirs + " gradcheck wrong_cell lstm");
+  EXPECT_EQ(cell.code, 1) << cell.out;
+  EXPECT_THAT(cell.out, HasSubstr("FAIL  cell wrong_cell  (gradsim-wrong_backward.so)"));
+  EXPECT_THAT(cell.out, HasSubstr("FAIL  ds_prev: "));
+  EXPECT_THAT(cell.out, HasSubstr("FAIL  U (20 steps): "));
+  EXPECT_THAT(cell.out, HasSubstr("ok    U: "));  // one step's dU does not see the bug
+  EXPECT_THAT(cell.out, HasSubstr("ok    cell lstm  (gradsim-lstm.so)  16 checks x 3 seeds"));
   const auto good = sh(dirs + " gradcheck dense sparse layer_scale");
   EXPECT_EQ(good.code, 0) << good.out;
   EXPECT_THAT(good.out, HasSubstr("3 of 3 plugins pass"));

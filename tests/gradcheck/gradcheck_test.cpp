@@ -19,7 +19,7 @@ std::vector<std::string> keys_of(const Registry& r) {
 
 const PluginInfo& info_of(const std::string& key, const Registry& r = test::builtins()) {
   const auto colon = key.find(':');
-  for (Kind k : {Kind::layer, Kind::activation, Kind::loss, Kind::initializer, Kind::mitigation})
+  for (Kind k : {Kind::layer, Kind::activation, Kind::loss, Kind::initializer, Kind::mitigation, Kind::cell})
     if (key.substr(0, colon) == kind_name(k)) return *r.get(k, key.substr(colon + 1)).info;
   throw std::logic_error(key);
 }
@@ -59,6 +59,9 @@ TEST(GradCheck, ChecksEveryQuantityOfEachKind) {
   EXPECT_THAT(whats("mitigation:layer_norm"), IsSupersetOf({"pre_activation dx", "pre_activation gamma",
                                                             "network gamma of block 1"}));
   EXPECT_THAT(whats("mitigation:clip_grad_norm"), IsSupersetOf({"network W of block 0", "network dx"}));
+  EXPECT_THAT(whats("cell:lstm"), IsSupersetOf({"ds_prev", "dx", "W", "U", "b", "ds_0 (20 steps)", "W (20 steps)",
+                                                "U (20 steps)", "ds_0 (5 steps, 2 layers)", "layer0.W (5 steps, 2 layers)",
+                                                "layer1.U (5 steps, 2 layers)"}));
 }
 
 // A norm whose defaults insert it at one site still has its layers checked at every other

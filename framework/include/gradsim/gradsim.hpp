@@ -3,6 +3,7 @@
 
 #include "abi.hpp"
 #include "activation.hpp"
+#include "cell.hpp"
 #include "compute.hpp"
 #include "initializer.hpp"
 #include "layer.hpp"

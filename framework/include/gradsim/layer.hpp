@@ -62,6 +62,11 @@ class Ctx {
   }
   /// A random stream for this call (e.g. dropout masks), keyed to the layer and the call.
   Rng& rng() { return *rng_; }
+  /// A context over weights [first, first + count) of this one's, with the same random stream
+  /// and saved storage of its own: for a layer made of parts (a stack of recurrent cells).
+  Ctx slice(std::size_t first, std::size_t count) const { return Ctx(weights_ + first, count, rng_); }
+  /// How many saved() slots this call has used.
+  std::size_t saved_count() const { return saved_.size(); }
 
  private:
   Weight<T>* const* weights_ = nullptr;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "activation.hpp"
+#include "cell.hpp"
 #include "initializer.hpp"
 #include "layer.hpp"
 #include "loss.hpp"
@@ -16,10 +17,10 @@
 
 namespace gradsim {
 
-enum class Kind { layer, activation, initializer, loss, mitigation };
+enum class Kind { layer, activation, initializer, loss, mitigation, cell };
 
 inline const char* kind_name(Kind k) {
-  constexpr const char* names[] = {"layer", "activation", "initializer", "loss", "mitigation"};
+  constexpr const char* names[] = {"layer", "activation", "initializer", "loss", "mitigation", "cell"};
   return names[int(k)];
 }
 
@@ -31,6 +32,7 @@ struct Makers {
   std::function<std::unique_ptr<Activation<T>>(const Params&)> activation;
   std::function<std::unique_ptr<Loss<T>>(const Params&)> loss;
   std::function<std::unique_ptr<Mitigation<T>>(const Params&)> mitigation;
+  std::function<std::unique_ptr<Cell<T>>(const CellArgs<T>&)> cell;
 };
 
 /// One plugin: its identity, its declared parameters and its factories for every format.

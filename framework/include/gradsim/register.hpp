@@ -92,8 +92,9 @@ PluginInfo activation_info(const char* name) {
   return info;
 }
 
-/// A class template C<T> derived from Layer<T>, Activation<T>, Loss<T> or Mitigation<T>: the
-/// base class says which maker to set. Layers are built from LayerArgs, the others from Params.
+/// A class template C<T> derived from Layer<T>, Activation<T>, Loss<T>, Mitigation<T> or
+/// Cell<T>: the base class says which maker to set. Layers are built from LayerArgs, cells
+/// from CellArgs<T>, the others from Params.
 template <template <class> class C>
 PluginInfo class_template_info(Kind kind, const char* name) {
   PluginInfo info = info_of<C<double>>(kind, name);
@@ -104,6 +105,8 @@ PluginInfo class_template_info(Kind kind, const char* name) {
       m.activation = [](const Params& p) -> std::unique_ptr<Activation<T>> { return std::make_unique<C<T>>(p); };
     else if constexpr (std::is_base_of_v<Loss<T>, C<T>>)
       m.loss = [](const Params& p) -> std::unique_ptr<Loss<T>> { return std::make_unique<C<T>>(p); };
+    else if constexpr (std::is_base_of_v<Cell<T>, C<T>>)
+      m.cell = [](const CellArgs<T>& a) -> std::unique_ptr<Cell<T>> { return std::make_unique<C<T>>(a); };
     else
       m.mitigation = [](const Params& p) -> std::unique_ptr<Mitigation<T>> { return std::make_unique<C<T>>(p); };
   });
@@ -152,6 +155,15 @@ PluginInfo initializer_info(const char* name) {
                 "GRADSIM_LAYER(" #name ", " #Type "): " #Type                                \
                 "<T> must derive from gradsim::Layer<T> and be constructible from LayerArgs"); \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::layer, name))
+
+/// Registers a recurrent cell: a class template Type<T> derived from Cell<T>, built from
+/// CellArgs<T>.
+#define GRADSIM_CELL(name, Type)                                                             \
+  static_assert(std::is_base_of_v<::gradsim::Cell<double>, Type<double>> &&                 \
+                    std::is_constructible_v<Type<double>, const ::gradsim::CellArgs<double>&>, \
+                "GRADSIM_CELL(" #name ", " #Type "): " #Type                                 \
+                "<T> must derive from gradsim::Cell<T> and be constructible from CellArgs<T>"); \
+  GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::cell, name))
 
 /// Registers a loss: a class template Type<T> derived from Loss<T>, built from Params.
 #define GRADSIM_LOSS(name, Type)                                                             \

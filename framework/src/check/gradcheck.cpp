@@ -1,5 +1,7 @@
 #include "check/gradcheck.hpp"
 
+#include "network/recurrent.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -102,6 +104,93 @@ std::vector<CheckResult> check_layer(const Layer<double>& layer, std::size_t bat
                                                auto c = h.call(1);
                                                layer.forward(c->ctx, x, y);
                                              }, x1)), kGradTolerance});
+  return out;
+}
+
+std::vector<CheckResult> check_cell(const PluginInfo& info, const Params& params, const Registry& registry, Rng& rng) {
+  // The rnn cell applies the spec's activation: a smooth one here, as finite differences need.
+  std::unique_ptr<Activation<double>> act;
+  for (const char* name : {"tanh", "linear"})
+    if (!act && registry.find(Kind::activation, name)) act = registry.get(Kind::activation, name).info->make<double>().activation({});
+  const std::size_t in = 3, hidden = 4, batch = 3;
+  auto make = [&](std::size_t input) {
+    auto c = info.make<double>().cell(CellArgs<double>{input, hidden, params, act.get()});
+    if (!c) throw std::runtime_error("the cell factory made no cell");
+    return c;
+  };
+  std::vector<CheckResult> out;
+  {  // one step: s = <u, cell(s_prev, x)>
+    const auto cell = make(in);
+    std::vector<WeightDecl> decls = cell->weights();
+    std::vector<Weight<double>> store(decls.size());
+    std::vector<Weight<double>*> ptrs;
+    for (std::size_t k = 0; k < decls.size(); ++k) {
+      store[k].value = normal(Eigen::Index(decls[k].rows), Eigen::Index(decls[k].cols), rng, 0.7);
+      store[k].grad = Matrix<double>::Zero(store[k].value.rows(), store[k].value.cols());
+      ptrs.push_back(&store[k]);
+    }
+    const auto cols = Eigen::Index(cell->state_cols());
+    Matrix<double> sp = normal(Eigen::Index(batch), cols, rng), x = normal(Eigen::Index(batch), Eigen::Index(in), rng);
+    const Matrix<double> u = normal(Eigen::Index(batch), cols, rng);
+    Rng call_rng(99);
+    Ctx<double> ctx(ptrs.data(), ptrs.size(), &call_rng);
+    Matrix<double> s, dsp, dx;
+    cell->forward(ctx, sp, x, s);
+    if (s.rows() != sp.rows() || s.cols() != cols) return {{"state shape", INFINITY, 0}};
+    cell->backward(ctx, sp, x, s, u, dsp, dx);
+    auto f = [&] {
+      Rng r(99);
+      Ctx<double> c(ptrs.data(), ptrs.size(), &r);
+      Matrix<double> y;
+      cell->forward(c, sp, x, y);
+      return u.cwiseProduct(y).sum();
+    };
+    out.push_back({"ds_prev", relative_error(dsp, numeric_gradient(f, sp)), kGradTolerance});
+    out.push_back({"dx", relative_error(dx, numeric_gradient(f, x)), kGradTolerance});
+    for (std::size_t k = 0; k < store.size(); ++k)
+      out.push_back({decls[k].name, relative_error(store[k].grad, numeric_gradient(f, store[k].value)), kGradTolerance});
+  }
+  // Unrolled with shared weights: 20 steps of one layer, and 5 steps of two stacked layers;
+  // s = sum over the steps of <u_t, s_t>, against the initial state and every weight.
+  for (auto [steps, layers] : {std::pair<std::size_t, std::size_t>{20, 1}, {5, 2}}) {
+    std::vector<std::unique_ptr<Cell<double>>> cells;
+    for (std::size_t k = 0; k < layers; ++k) cells.push_back(make(k ? hidden : in));
+    const Unrolled<double> step(std::move(cells), in, hidden, layers > 1, 1.0, steps);
+    Harness h(step, rng);
+    for (auto& w : h.store) w.value *= 0.7 / std::sqrt(double(hidden));  // keep 20 steps in the smooth range
+    const auto cols = Eigen::Index(step.state_cols());
+    Matrix<double> s0 = normal(Eigen::Index(batch), cols, rng);
+    std::vector<Matrix<double>> u;
+    for (std::size_t t = 0; t < steps; ++t) u.push_back(normal(Eigen::Index(batch), cols, rng));
+    auto run = [&](std::vector<std::unique_ptr<Harness::Call>>& calls) {
+      double total = 0;
+      const Matrix<double>* prev = &s0;
+      for (std::size_t t = 0; t < steps; ++t) {
+        calls.push_back(h.call(t));
+        step.forward(calls[t]->ctx, *prev, calls[t]->y);
+        total += u[t].cwiseProduct(calls[t]->y).sum();
+        prev = &calls[t]->y;
+      }
+      return total;
+    };
+    std::vector<std::unique_ptr<Harness::Call>> calls;
+    run(calls);
+    Matrix<double> d = Matrix<double>::Zero(Eigen::Index(batch), cols), dprev;
+    for (std::size_t t = steps; t-- > 0;) {
+      d += u[t];
+      step.backward(calls[t]->ctx, t ? calls[t - 1]->y : s0, calls[t]->y, d, dprev);
+      d = dprev;
+    }
+    auto f = [&] {
+      std::vector<std::unique_ptr<Harness::Call>> c;
+      return run(c);
+    };
+    const std::string tag = " (" + std::to_string(steps) + " steps" + (layers > 1 ? ", 2 layers" : "") + ")";
+    out.push_back({"ds_0" + tag, relative_error(d, numeric_gradient(f, s0)), kGradTolerance});
+    for (std::size_t k = 0; k < h.store.size(); ++k)
+      out.push_back({h.decls[k].name + tag, relative_error(h.store[k].grad, numeric_gradient(f, h.store[k].value)),
+                     kGradTolerance});
+  }
   return out;
 }
 
@@ -262,6 +351,7 @@ std::vector<CheckResult> check_plugin(const PluginInfo& info, const Registry& re
     case Kind::loss: return {check_loss(*make.loss(params), 4, 6, rng)};
     case Kind::initializer: return check_initializer(*info.initializer(params), seed);
     case Kind::mitigation: return check_mitigation(info, params, registry, seed);
+    case Kind::cell: return check_cell(info, params, registry, rng);
   }
   return {};
 }

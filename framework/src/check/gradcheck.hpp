@@ -57,6 +57,10 @@ std::vector<CheckResult> check_layer(const Layer<double>& layer, std::size_t bat
 /// s = <u, act(h)> with random h ~ N(0, 4) and u; and the activation's tangent, if it has one,
 /// as the transpose of its backward: <u, tangent(v)> = <backward(u), v> for a random v.
 std::vector<CheckResult> check_activation(const Activation<double>& act, std::size_t batch, std::size_t width, Rng& rng);
+/// A recurrent cell: one step (ds_prev, dx and every weight), and the cell unrolled with shared
+/// weights, 20 steps of one layer and 5 of two stacked layers (the initial state and every
+/// weight, summed over the steps).
+std::vector<CheckResult> check_cell(const PluginInfo& info, const Params& params, const Registry& registry, Rng& rng);
 /// dL/dy at a random y.
 CheckResult check_loss(Loss<double>& loss, std::size_t batch, std::size_t width, Rng& rng);
 /// Sample mean and variance of weights and biases (400 x 300 and 300 x 400) against

@@ -328,9 +328,16 @@ double block_spread(const v1::LayerTrace& l) {
 
 void print_trace(std::ostream& os, const v1::SimTrace& t) {
   const auto& s = t.spec();
-  os << "sim " << t.index() << "  " << s.label() << "  [" << status_text(t) << "]\n"
-     << "  " << s.network().depth() << " x " << s.network().layer().name() << "(" << s.network().width()
-     << ") + " << s.network().activation().name() << ", init " << s.init().name() << ", loss "
+  const auto& rec = s.network().recurrent();
+  os << "sim " << t.index() << "  " << s.label() << "  [" << status_text(t) << "]\n";
+  if (rec.cell().name().empty())
+    os << "  " << s.network().depth() << " x " << s.network().layer().name() << "(" << s.network().width() << ") + "
+       << s.network().activation().name();
+  else  // a recurrent network: its blocks are time steps
+    os << "  " << s.network().depth() << " steps of " << rec.layers() << " x " << rec.cell().name() << "("
+       << s.network().width() << ")" << (rec.cell().name() == "rnn" ? " + " + s.network().activation().name() : "")
+       << ", x_t of " << rec.input_width() << ", loss reads " << v1::Recurrent::Read_Name(rec.read());
+  os << ", init " << s.init().name() << ", loss "
      << s.loss().name() << ", batch " << s.batch() << ", " << v1::DType_Name(s.dtype()) << ", seed "
      << s.seed();
   for (const auto& m : s.mitigations()) os << ", " << m.name();

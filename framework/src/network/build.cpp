@@ -1,8 +1,10 @@
 // The network builder, instantiated for the four formats.
+#include <cmath>
 #include <set>
 
 #include "error.hpp"
 #include "network/network.hpp"
+#include "network/recurrent.hpp"
 #include "spec/spec.hpp"
 
 namespace gradsim {
@@ -69,6 +71,7 @@ class Builder {
       return registry_.get(Kind::activation, act_ref.name()).info->template make<T>().activation(params_of(act_ref));
     }));
     const Layer<T>& act = own(std::make_unique<ActivationLayer<T>>(*n_.activations.back()));
+    if (!net.recurrent().cell().name().empty()) return build_recurrent();
 
     // The nodes, block by block (see mitigation.hpp for the sites).
     std::optional<Use> tied;  // network.tie_weights: block 0's layer and weights, for every block
@@ -114,6 +117,51 @@ class Builder {
 
  private:
   using Use = typename Network<T>::Use;
+
+  // Block t is time step t: the one Unrolled layer (every layer's cell) with the same weights,
+  // then the mitigations' inserts; the last block ends with the read-out the loss sees.
+  Network<T> build_recurrent() {
+    const auto& net = spec_.network();
+    const auto& rec = net.recurrent();
+    const std::size_t depth = net.depth(), hidden = net.width();
+    for (std::size_t k = 0; k < n_.mitigations.size(); ++k)
+      if (n_.mitigations[k]->shortcut(depth))
+        throw SpecError(field(int(k)), "a residual shortcut across time steps is not supported in a recurrent network; "
+                                       "drop it (clipping, loss scaling and normalisation work)");
+    std::vector<std::unique_ptr<Cell<T>>> cells;
+    for (std::uint32_t k = 0; k < rec.layers(); ++k) {
+      const CellArgs<T> args{k ? hidden : rec.input_width(), hidden, params_of(rec.cell()), n_.activations.back().get()};
+      auto cell = attempt("network.recurrent.cell.name", rec.cell().name(), [&] {
+        return registry_.get(Kind::cell, rec.cell().name()).info->template make<T>().cell(args);
+      });
+      if (!cell) throw SpecError("network.recurrent.cell.name", "\"" + rec.cell().name() + "\" made no cell");
+      cells.push_back(std::move(cell));
+    }
+    auto step = attempt("network.recurrent.cell.name", rec.cell().name(), [&] {
+      return std::make_unique<Unrolled<T>>(std::move(cells), rec.input_width(), hidden, rec.read() == v1::Recurrent::EVERY,
+                                           std::sqrt(rec.input_variance()), depth);
+    });
+    const std::size_t cols = step->state_cols(), read = step->read_offset();
+    n_.input_width = cols;  // the network's input is the initial state
+    const Use use = new_use(std::move(step), rec.cell().name(), 0, cols, cols, "network.recurrent.cell.name");
+    n_.block_end.resize(depth);
+    for (std::size_t t = 0; t < depth; ++t) {
+      inserts(Site::segment_in, t, cols, depth);
+      add(use, t, true);
+      inserts(Site::pre_activation, t, cols, depth);
+      inserts(Site::post_activation, t, cols, depth);
+      inserts(Site::segment_out, t, cols, depth);
+      if (t + 1 == depth) add(Use{&own(std::make_unique<Readout<T>>(read, hidden)), "readout", {}, cols, hidden}, t);
+      n_.block_end[t] = n_.nodes.size();
+    }
+    n_.init = attempt("init.name", spec_.init().name(), [&] {
+      return registry_.get(Kind::initializer, spec_.init().name()).info->initializer(params_of(spec_.init()));
+    });
+    n_.loss = attempt("loss.name", spec_.loss().name(), [&] {
+      return registry_.get(Kind::loss, spec_.loss().name()).info->template make<T>().loss(params_of(spec_.loss()));
+    });
+    return std::move(n_);
+  }
 
   static std::string field(int k) { return "mitigations[" + std::to_string(k) + "].name"; }
 
@@ -198,13 +246,19 @@ std::uint64_t estimate_record_bytes(const v1::SimSpec& spec) {
 
 std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
   const auto& net = spec.network();
-  const double depth = net.depth(), width = net.width(), in = net.input_width() ? net.input_width() : width;
+  const double depth = net.depth(), width = net.width();
+  const bool recurrent = !net.recurrent().cell().name().empty();
+  const double layers = std::max<std::uint32_t>(1, net.recurrent().layers());
+  // A recurrent state holds every layer's (an lstm's [h, c]) and the running mean: at most
+  // (2 layers + 1) hidden columns; each step saves about 8 hidden columns per layer, and x_t.
+  const double in = recurrent ? (2 * layers + 1) * width : net.input_width() ? net.input_width() : width;
   const double batch = spec.batch(), mitigations = spec.mitigations_size();
   const double scalar = spec.dtype() == v1::FLOAT32 ? 4 : spec.dtype() == v1::FLOAT64 || spec.dtype() == 0 ? 8 : 2;
   // Nodes per block: layer, activation, an inserted layer per mitigation, a merge.
   const double nodes = depth * (3 + mitigations);
   const double values = (nodes + 1) * batch * std::max(width, in) * scalar;
-  const double saved = depth * mitigations * 2 * batch * width * scalar;  // e.g. a norm's xhat
+  const double saved = depth * mitigations * 2 * batch * in * scalar +  // e.g. a norm's xhat
+                       (recurrent ? depth * batch * (layers * 8 * width + net.recurrent().input_width()) * scalar : 0);
   const double weights = depth * (std::max(width, in) + 1) * width * (2 * scalar + 8);  // value, grad, float64 draw
   const double bookkeeping = nodes * 700;  // node, context, stream, heap headers
   // The record as protobuf objects while it is built (a LayerTrace about 2 KB, a StepTrace

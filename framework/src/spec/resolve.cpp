@@ -116,6 +116,24 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   for (int i = 0; i < sim.mitigations_size(); ++i)
     resolve_plugin(*sim.mutable_mitigations(i), Kind::mitigation,
                    "mitigations[" + std::to_string(i) + "]", "", registry);
+  if (auto& rec = *net.mutable_recurrent(); !rec.cell().name().empty()) {
+    resolve_plugin(*rec.mutable_cell(), Kind::cell, "network.recurrent.cell", "", registry);
+    if (rec.layers() == 0) rec.set_layers(1);
+    if (rec.input_width() == 0) rec.set_input_width(net.width());
+    if (rec.read() == v1::Recurrent::READ_UNSPECIFIED) rec.set_read(v1::Recurrent::LAST);
+    if (!v1::Recurrent::Read_IsValid(rec.read()))
+      throw SpecError("network.recurrent.read", "network.recurrent.read must be LAST or EVERY");
+    if (rec.input_variance() == 0) rec.set_input_variance(1);
+    if (!(rec.input_variance() > 0 && std::isfinite(rec.input_variance())))
+      throw SpecError("network.recurrent.input_variance", "network.recurrent.input_variance must be a positive finite number");
+    for (auto [on, what] : {std::pair{net.tie_weights(), "tie_weights"}, {net.linear_readout(), "linear_readout"},
+                            {net.activation_first(), "activation_first"}})
+      if (on)
+        throw SpecError("network." + std::string(what), "network." + std::string(what) + " shapes feed-forward blocks; a recurrent network's "
+                        "steps share their weights already and the loss reads h: drop it");
+    if (sim.jacobian().samples())
+      throw SpecError("jacobian.samples", "Jacobian spectra of recurrent networks are not computed yet; drop jacobian");
+  }
   auto& in = *sim.mutable_input();
   if (in.variance() == 0) in.set_variance(1);
   if (!(in.variance() > 0 && std::isfinite(in.variance())))

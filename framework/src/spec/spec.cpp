@@ -209,6 +209,7 @@ Validation validate_with(const SpecFile& spec, const Registry& registry,
     out.plugins.insert({Kind::initializer, sim.init().name()});
     out.plugins.insert({Kind::loss, sim.loss().name()});
     for (const auto& m : sim.mitigations()) out.plugins.insert({Kind::mitigation, m.name()});
+    if (!net.recurrent().cell().name().empty()) out.plugins.insert({Kind::cell, net.recurrent().cell().name()});
   }
   return out;
 }

@@ -19,6 +19,8 @@ namespace {
 // Where theory's coverage ends for this network, by its parts; empty if it covers them all.
 std::string uncovered(const v1::SimSpec& spec, const Network<double>& net) {
   const auto& n = spec.network();
+  if (!n.recurrent().cell().name().empty())
+    return "network.recurrent: a recurrent network (theory here covers feed-forward stacks)";
   if (n.tie_weights())
     return "network.tie_weights: one weight shared by every block (theory assumes independent weights per layer)";
   if (n.layer().name() != "dense")
