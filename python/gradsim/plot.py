@@ -53,12 +53,18 @@ def _config_label(row, axes):
     return ", ".join(f"{_short(a)}={_value(row[a])}" for a in axes) or "base spec"
 
 
+def _recurrent(header):
+    return bool(header.spec.base.network.recurrent.cell.name) or any(
+        a.path.startswith("network.recurrent.cell") for a in header.spec.axis)
+
+
 def _title(header, what):
     """What was simulated: the spec, and the base spec's shape where no axis sweeps it."""
     spec = header.spec.base
     net = spec.network
     swept = {a.path for a in header.spec.axis}
-    bits = [f"depth {net.depth}" if net.depth and "network.depth" not in swept else "",
+    steps = "time steps" if _recurrent(header) else "depth"  # a recurrent network's blocks are its steps
+    bits = [f"{steps} {net.depth}" if net.depth and "network.depth" not in swept else "",
             f"width {net.width}" if net.width and "network.width" not in swept else "",
             f"batch {spec.batch}" if spec.batch and "batch" not in swept else "",
             f"{max(1, header.spec.replicas)} replica{'s' if header.spec.replicas > 1 else ''} each"]
@@ -107,12 +113,20 @@ def signal_figure(path):
             why = ("not recorded\n(traces written with detail NORMS)" if df[column].isna().all()
                    else "no finite values to show\n(the numbers left the format)")
             ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center", color="gray")
-    ax_g.set_xlabel("layer (0: next to the input; the gradient flows from the last)")
-    ax_g.set_ylabel("log10 ‖dL/dh‖ (median over replicas, range shaded)")
-    ax_g.set_title("backward: gradient norm by layer")
-    ax_v.set_xlabel("layer")
-    ax_v.set_ylabel("log10 variance of the block's output")
-    ax_v.set_title("forward: activation variance by layer")
+    if _recurrent(header):  # blocks are time steps; the last one's output is what the loss reads
+        ax_g.set_xlabel("time step t (the loss reads the last; the gradient flows back through time)")
+        ax_g.set_ylabel("log10 ‖dL/ds_t‖ (median over replicas, range shaded)")
+        ax_g.set_title("backward: gradient norm by time step")
+        ax_v.set_xlabel("time step t")
+        ax_v.set_ylabel("log10 variance of the state s_t")
+        ax_v.set_title("forward: state variance by time step")
+    else:
+        ax_g.set_xlabel("layer (0: next to the input; the gradient flows from the last)")
+        ax_g.set_ylabel("log10 ‖dL/dh‖ (median over replicas, range shaded)")
+        ax_g.set_title("backward: gradient norm by layer")
+        ax_v.set_xlabel("layer")
+        ax_v.set_ylabel("log10 variance of the block's output")
+        ax_v.set_title("forward: activation variance by layer")
     for ax in (ax_g, ax_v):
         ax.grid(True, which="major", alpha=0.3)
     fig.suptitle(_title(header, "Signal propagation"), fontsize=11)
