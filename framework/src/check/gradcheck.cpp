@@ -152,7 +152,8 @@ std::vector<CheckResult> check_cell(const PluginInfo& info, const Params& params
   }
   // Unrolled with shared weights: 20 steps of one layer, and 5 steps of two stacked layers;
   // s = sum over the steps of <u_t, s_t>, against the initial state and every weight.
-  for (auto [steps, layers] : {std::pair<std::size_t, std::size_t>{20, 1}, {5, 2}}) {
+  for (const auto& shape : {std::pair<std::size_t, std::size_t>{20, 1}, {5, 2}}) {
+    const std::size_t steps = shape.first, layers = shape.second;  // (lambdas below capture them)
     std::vector<std::unique_ptr<Cell<double>>> cells;
     for (std::size_t k = 0; k < layers; ++k) cells.push_back(make(k ? hidden : in));
     const Unrolled<double> step(std::move(cells), in, hidden, layers > 1, 1.0, steps);

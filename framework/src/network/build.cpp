@@ -106,13 +106,7 @@ class Builder {
       }
       n_.block_end[i] = n_.nodes.size();
     }
-    n_.init = attempt("init.name", spec_.init().name(), [&] {
-      return registry_.get(Kind::initializer, spec_.init().name()).info->initializer(params_of(spec_.init()));
-    });
-    n_.loss = attempt("loss.name", spec_.loss().name(), [&] {
-      return registry_.get(Kind::loss, spec_.loss().name()).info->template make<T>().loss(params_of(spec_.loss()));
-    });
-    return std::move(n_);
+    return finish();
   }
 
  private:
@@ -154,6 +148,11 @@ class Builder {
       if (t + 1 == depth) add(Use{&own(std::make_unique<Readout<T>>(read, hidden)), "readout", {}, cols, hidden}, t);
       n_.block_end[t] = n_.nodes.size();
     }
+    return finish();
+  }
+
+  // The initialiser and the loss, last: the network is complete.
+  Network<T> finish() {
     n_.init = attempt("init.name", spec_.init().name(), [&] {
       return registry_.get(Kind::initializer, spec_.init().name()).info->initializer(params_of(spec_.init()));
     });
