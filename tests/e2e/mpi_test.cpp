@@ -7,6 +7,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -118,7 +119,7 @@ struct Mpi : ::testing::Test {
            "axis { path: \"network.width\" numbers: [256, 16, 64] }\n"
            "axis { path: \"network.depth\" numbers: [48, 4] }\n"
            "axis { path: \"dtype\" texts: [\"FLOAT32\", \"FLOAT16\"] }\n";
-    std::ofstream(path("slow.textproto")) << "seed: 12 replicas: 40\n"
+    std::ofstream(path("slow.textproto")) << "seed: 12 replicas: 100\n"
                                              "base { network { depth: 40 width: 128 activation { name: \"tanh\" } } batch: 64 }\n";
   }
   void TearDown() override {
@@ -206,7 +207,8 @@ TEST_F(Mpi, KilledRankLeavesAReadableFileThatResumeCompletes) {
   EXPECT_NE(status, 0);  // mpirun ends the job when a rank dies
   const auto [done, cut] = records_in(path("t.pb"));  // readable: complete records, maybe one cut
   EXPECT_GE(done, 3u);
-  EXPECT_LT(done, 40u) << "the job was not killed half-way";
+  EXPECT_LT(done, 100u) << "the job was not killed half-way";
+  std::printf("killed after %llu of 100 records\n", static_cast<unsigned long long>(done));
   (void)cut;
   // Resume with another number of processes: the file does not depend on it.
   const auto r = gradsim_mpi(2, "run -q " + path("slow.textproto") + " -o " + path("t.pb") + " --resume --threads 1");
@@ -237,7 +239,7 @@ TEST_F(Mpi, CrashingPluginOnAnyRankIsRecordedAndResumeFinishes) {
 // Ctrl-C at mpirun: it passes SIGTERM to every rank and ends them; the file keeps what was
 // written, and --resume finishes it.
 TEST_F(Mpi, CtrlCToMpirunLeavesAFileThatResumeCompletes) {
-  std::ofstream(path("long.textproto")) << "seed: 12 replicas: 240\n"
+  std::ofstream(path("long.textproto")) << "seed: 12 replicas: 300\n"
                                            "base { network { depth: 40 width: 128 activation { name: \"tanh\" } } batch: 64 }\n";
   ASSERT_EQ(gradsim("run -q " + path("long.textproto") + " -o " + path("full.pb")).code, 0);
   const pid_t launcher = start_mpirun(2, "long.textproto");
@@ -246,10 +248,11 @@ TEST_F(Mpi, CtrlCToMpirunLeavesAFileThatResumeCompletes) {
   waitpid(launcher, &status, 0);
   const auto [done, cut] = records_in(path("t.pb"));
   EXPECT_GE(done, 3u);
-  EXPECT_LT(done, 200u) << "the job was not stopped half-way";
+  EXPECT_LT(done, 270u) << "the job was not stopped half-way";
+  std::printf("stopped after %llu of 300 records\n", static_cast<unsigned long long>(done));
 #if !GRADSIM_SANITIZED  // there the simulations in flight outlast mpirun's patience, which then kills
   EXPECT_FALSE(cut);  // the ranks stopped cleanly
-  EXPECT_THAT(bytes_of(path("log")), HasSubstr("gradsim: interrupted after " + std::to_string(done) + " of 240 "
+  EXPECT_THAT(bytes_of(path("log")), HasSubstr("gradsim: interrupted after " + std::to_string(done) + " of 300 "
                                                "simulations; " + path("t.pb") + " holds them all. Finish with: mpirun -n 2 gradsim run"));
 #else
   (void)cut;
