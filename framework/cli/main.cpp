@@ -250,13 +250,14 @@ void print_rank_stats(std::ostream& os, const std::vector<RankStats>& ranks) {
   os << line;
 }
 
-// The options every process of a run shares: threads, and how many simulations fit in memory.
-SweepOptions sweep_options(const RunArgs& a, const Validation& v) {
+// The options every process of a run shares: threads, and how many simulations fit in memory
+// (said when fewer than the threads fit, unless `quiet`: rank 0 says it for a cluster).
+SweepOptions sweep_options(const RunArgs& a, const Validation& v, bool quiet = false) {
   SweepOptions options;
   options.threads = a.threads, options.stop = &g_stop, options.sim_timeout = a.sim_timeout;
   const int threads = a.threads > 0 ? a.threads : int(std::thread::hardware_concurrency());
   options.in_flight = fitting_in_memory(v.max_sim_bytes, std::size_t(2 * std::max(1, threads)));
-  if (options.in_flight < std::size_t(std::max(1, threads)))
+  if (options.in_flight < std::size_t(std::max(1, threads)) && !quiet)
     std::cerr << "gradsim: one simulation needs about " << std::ceil(double(v.max_sim_bytes) * 1e-8) / 10
               << " GB: running " << options.in_flight << " at a time to fit in memory\n";
   return options;
@@ -268,7 +269,7 @@ SweepOptions sweep_options(const RunArgs& a, const Validation& v) {
 int run_rank(Cluster& cluster, const Registry& registry, const RunArgs& a) {
   const SpecFile spec = read_spec(spec_or_default(a.spec));
   const Validation v = validate(spec, registry, a.max_sims);
-  SweepOptions options = sweep_options(a, v);
+  SweepOptions options = sweep_options(a, v, true);
   std::signal(SIGINT, on_terminate);
   std::signal(SIGTERM, on_terminate);
   CrashGuard guard(crash_journal_path(a.output));  // shared with rank 0 where the file system is
