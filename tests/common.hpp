@@ -3,6 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
 #include "plugin/registry.hpp"
 
 // Whether this build runs under a sanitizer (g++ defines __SANITIZE_*, clang has __has_feature).
@@ -15,6 +21,23 @@
 #endif
 
 namespace gradsim::test {
+
+/// What a shell command printed (stdout and stderr together) and its exit status (-1 if a
+/// signal ended it).
+struct Result {
+  int code;
+  std::string out;
+};
+
+inline Result shell(const std::string& command) {
+  Result r{-1, ""};
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  std::array<char, 4096> buf;
+  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
 
 /// The built-in plugins, as `gradsim` finds them in the build tree.
 inline const Registry& builtins() {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sys/wait.h>
 
+#include "../common.hpp"
 #include "io/trace_io.hpp"
 #include "gradsim.pb.h"
 
@@ -18,21 +19,9 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Result {
-  int code;
-  std::string out;  // stdout and stderr together
-};
+using test::Result;
 
-Result sh(const std::string& args, const std::string& env = "") {
-  const std::string cmd = env + " " GRADSIM_BIN " " + args + " 2>&1";
-  Result r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf;
-  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+Result sh(const std::string& args, const std::string& env = "") { return test::shell(env + " " GRADSIM_BIN " " + args); }
 
 struct Cli : ::testing::Test {
   void SetUp() override {

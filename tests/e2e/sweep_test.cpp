@@ -30,20 +30,9 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-struct Result {
-  int code;
-  std::string out;
-};
+using test::Result;
 
-Result sh(const std::string& args) {
-  Result r{-1, ""};
-  FILE* p = popen((GRADSIM_BIN " " + args + " 2>&1").c_str(), "r");
-  std::array<char, 4096> buf;
-  for (std::size_t n; (n = fread(buf.data(), 1, buf.size(), p)) > 0;) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+Result sh(const std::string& args) { return test::shell(GRADSIM_BIN " " + args); }
 
 // Starts gradsim with `args` (stdout and stderr to `log`) and returns its pid.
 pid_t start(const std::vector<std::string>& args, const std::string& log) {
