@@ -116,7 +116,8 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   for (int i = 0; i < sim.mitigations_size(); ++i)
     resolve_plugin(*sim.mutable_mitigations(i), Kind::mitigation,
                    "mitigations[" + std::to_string(i) + "]", "", registry);
-  if (auto& rec = *net.mutable_recurrent(); !rec.cell().name().empty()) {
+  if (!net.recurrent().cell().name().empty()) {  // (a feed-forward record keeps no empty recurrent {})
+    auto& rec = *net.mutable_recurrent();
     resolve_plugin(*rec.mutable_cell(), Kind::cell, "network.recurrent.cell", "", registry);
     if (rec.layers() == 0) rec.set_layers(1);
     if (rec.input_width() == 0) rec.set_input_width(net.width());
