@@ -142,7 +142,8 @@ int gradcheck(const Registry& registry, const std::vector<std::string>& names) {
       if (e.info->name == name) chosen.push_back(e), ++found;
     if (!found) {
       std::string close;
-      for (Kind k : {Kind::layer, Kind::activation, Kind::initializer, Kind::loss, Kind::mitigation, Kind::cell})
+      for (Kind k : {Kind::layer, Kind::activation, Kind::initializer, Kind::loss, Kind::mitigation, Kind::cell,
+                     Kind::optimizer})
         for (const auto& c : registry.suggest(k, name)) close += (close.empty() ? "" : ", ") + ('"' + c + '"');
       throw Error("no plugin named \"" + name + "\"" + (close.empty() ? "" : " (did you mean " + close + "?)") +
                   "; `gradsim plugins` lists the plugins found");

@@ -13,4 +13,4 @@ from .traces import CorruptTraces, Traces, read
 from .frames import configuration_of, layers_frame, sims_frame, spectra_frame, verdict
 
 __all__ = ["read", "Traces", "CorruptTraces", "layers_frame", "sims_frame", "spectra_frame", "configuration_of", "verdict"]
-__version__ = "0.4.0"
+__version__ = "0.5.0"

@@ -155,6 +155,14 @@ TEST_F(Cli, GradcheckChecksAnyPlugin) {
   EXPECT_THAT(cell.out, HasSubstr("FAIL  U (20 steps): "));
   EXPECT_THAT(cell.out, HasSubstr("ok    U: "));  // one step's dU does not see the bug
   EXPECT_THAT(cell.out, HasSubstr("ok    cell lstm  (gradsim-lstm.so)  16 checks x 3 seeds"));
+  const auto opt = sh(dirs + " gradcheck wrong_optimizer adam");
+  EXPECT_EQ(opt.code, 1) << opt.out;
+  EXPECT_THAT(opt.out, HasSubstr("FAIL  optimizer wrong_optimizer  (gradsim-wrong_backward.so)"));
+  EXPECT_THAT(opt.out, HasSubstr("FAIL  first step downhill"));
+  EXPECT_THAT(opt.out, HasSubstr("FAIL  L after 50 steps / L before"));
+  EXPECT_THAT(opt.out, HasSubstr("FAIL  float32 steps = float64 steps"));
+  EXPECT_THAT(opt.out, HasSubstr("ok    lr 0 leaves w"));
+  EXPECT_THAT(opt.out, HasSubstr("ok    optimizer adam  (gradsim-adam.so)  4 checks x 3 seeds"));
   const auto good = sh(dirs + " gradcheck dense sparse layer_scale");
   EXPECT_EQ(good.code, 0) << good.out;
   EXPECT_THAT(good.out, HasSubstr("3 of 3 plugins pass"));

@@ -19,7 +19,7 @@ std::vector<std::string> keys_of(const Registry& r) {
 
 const PluginInfo& info_of(const std::string& key, const Registry& r = test::builtins()) {
   const auto colon = key.find(':');
-  for (Kind k : {Kind::layer, Kind::activation, Kind::loss, Kind::initializer, Kind::mitigation, Kind::cell})
+  for (Kind k : {Kind::layer, Kind::activation, Kind::loss, Kind::initializer, Kind::mitigation, Kind::cell, Kind::optimizer})
     if (key.substr(0, colon) == kind_name(k)) return *r.get(k, key.substr(colon + 1)).info;
   throw std::logic_error(key);
 }
@@ -62,6 +62,9 @@ TEST(GradCheck, ChecksEveryQuantityOfEachKind) {
   EXPECT_THAT(whats("cell:lstm"), IsSupersetOf({"ds_prev", "dx", "W", "U", "b", "ds_0 (20 steps)", "W (20 steps)",
                                                 "U (20 steps)", "ds_0 (5 steps, 2 layers)", "layer0.W (5 steps, 2 layers)",
                                                 "layer1.U (5 steps, 2 layers)"}));
+  EXPECT_THAT(whats("optimizer:adam"), IsSupersetOf({"first step downhill (cos(update, dL/dw) <= 0)",
+                                                     "L after 50 steps / L before", "lr 0 leaves w",
+                                                     "float32 steps = float64 steps"}));
 }
 
 // A norm whose defaults insert it at one site still has its layers checked at every other

@@ -8,7 +8,7 @@
 
 /// Bump when the layout or vtable of any SDK type changes, or when a function the SDK library
 /// exports changes its signature. A plugin built against another value is refused at load time.
-#define GRADSIM_ABI_VERSION 5u
+#define GRADSIM_ABI_VERSION 6u
 
 #include <gradsim/version.hpp>  // GRADSIM_VERSION_STRING, generated from CMake's project version
 

@@ -9,6 +9,7 @@
 #include "layer.hpp"
 #include "loss.hpp"
 #include "mitigation.hpp"
+#include "optimizer.hpp"
 #include "params.hpp"
 #include "plugin.hpp"
 #include "random.hpp"

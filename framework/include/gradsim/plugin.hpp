@@ -13,14 +13,15 @@
 #include "layer.hpp"
 #include "loss.hpp"
 #include "mitigation.hpp"
+#include "optimizer.hpp"
 #include "params.hpp"
 
 namespace gradsim {
 
-enum class Kind { layer, activation, initializer, loss, mitigation, cell };
+enum class Kind { layer, activation, initializer, loss, mitigation, cell, optimizer };
 
 inline const char* kind_name(Kind k) {
-  constexpr const char* names[] = {"layer", "activation", "initializer", "loss", "mitigation", "cell"};
+  constexpr const char* names[] = {"layer", "activation", "initializer", "loss", "mitigation", "cell", "optimizer"};
   return names[int(k)];
 }
 
@@ -33,6 +34,7 @@ struct Makers {
   std::function<std::unique_ptr<Loss<T>>(const Params&)> loss;
   std::function<std::unique_ptr<Mitigation<T>>(const Params&)> mitigation;
   std::function<std::unique_ptr<Cell<T>>(const CellArgs<T>&)> cell;
+  std::function<std::unique_ptr<Optimizer<T>>(const Params&)> optimizer;
 };
 
 /// One plugin: its identity, its declared parameters and its factories for every format.

@@ -13,9 +13,10 @@
 // Optional members of any registered type:
 //   static constexpr const char* help = "...";             one line for `gradsim plugins`
 //   static std::vector<gradsim::ParamDecl> param_decls();  declared parameters
-// Layers, losses, mitigations and non-elementwise activations are class templates over the
-// scalar type T, derived from Layer<T> / Loss<T> / Mitigation<T> / Activation<T>
-// (GRADSIM_LAYER, GRADSIM_LOSS, GRADSIM_MITIGATION, GRADSIM_ACTIVATION_TEMPLATE); a layer is
+// Layers, losses, mitigations, cells, optimisers and non-elementwise activations are class
+// templates over the scalar type T, derived from Layer<T> / Loss<T> / Mitigation<T> / Cell<T> /
+// Optimizer<T> / Activation<T> (GRADSIM_LAYER, GRADSIM_LOSS, GRADSIM_MITIGATION, GRADSIM_CELL,
+// GRADSIM_OPTIMIZER, GRADSIM_ACTIVATION_TEMPLATE); a layer is
 // constructed from LayerArgs, the others from Params. An initialiser is a class derived from
 // Initializer, constructed from Params (GRADSIM_INITIALIZER). Scalar code that must run in
 // every format uses gradsim::fn::exp, tanh, erf, ... (tensor.hpp); array code uses
@@ -92,8 +93,8 @@ PluginInfo activation_info(const char* name) {
   return info;
 }
 
-/// A class template C<T> derived from Layer<T>, Activation<T>, Loss<T>, Mitigation<T> or
-/// Cell<T>: the base class says which maker to set. Layers are built from LayerArgs, cells
+/// A class template C<T> derived from Layer<T>, Activation<T>, Loss<T>, Mitigation<T>, Cell<T>
+/// or Optimizer<T>: the base class says which maker to set. Layers are built from LayerArgs, cells
 /// from CellArgs<T>, the others from Params.
 template <template <class> class C>
 PluginInfo class_template_info(Kind kind, const char* name) {
@@ -107,6 +108,8 @@ PluginInfo class_template_info(Kind kind, const char* name) {
       m.loss = [](const Params& p) -> std::unique_ptr<Loss<T>> { return std::make_unique<C<T>>(p); };
     else if constexpr (std::is_base_of_v<Cell<T>, C<T>>)
       m.cell = [](const CellArgs<T>& a) -> std::unique_ptr<Cell<T>> { return std::make_unique<C<T>>(a); };
+    else if constexpr (std::is_base_of_v<Optimizer<T>, C<T>>)
+      m.optimizer = [](const Params& p) -> std::unique_ptr<Optimizer<T>> { return std::make_unique<C<T>>(p); };
     else
       m.mitigation = [](const Params& p) -> std::unique_ptr<Mitigation<T>> { return std::make_unique<C<T>>(p); };
   });
@@ -181,6 +184,15 @@ PluginInfo initializer_info(const char* name) {
                 "GRADSIM_MITIGATION(" #name ", " #Type "): " #Type                           \
                 "<T> must derive from gradsim::Mitigation<T> and be constructible from Params"); \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::mitigation, name))
+
+/// Registers an optimiser: a class template Type<T> derived from Optimizer<T>, built from
+/// Params.
+#define GRADSIM_OPTIMIZER(name, Type)                                                        \
+  static_assert(std::is_base_of_v<::gradsim::Optimizer<double>, Type<double>> &&            \
+                    std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
+                "GRADSIM_OPTIMIZER(" #name ", " #Type "): " #Type                            \
+                "<T> must derive from gradsim::Optimizer<T> and be constructible from Params"); \
+  GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::optimizer, name))
 
 /// Registers an initialiser: a class derived from Initializer, built from Params.
 #define GRADSIM_INITIALIZER(name, Type)                                                      \

@@ -329,6 +329,37 @@ std::vector<CheckResult> check_mitigation(const PluginInfo& info, const Params& 
   return out;
 }
 
+std::vector<CheckResult> check_optimizer(const PluginInfo& info, const Params& params, Rng& rng) {
+  Matrix<double> w0(4, 3), a(4, 3);
+  rng.fill_normal(w0);
+  rng.fill_uniform(a, 0.5, 2);
+  auto loss = [&](const Matrix<double>& w) { return 0.5 * (a.array() * w.array().square()).sum(); };
+  // `steps` steps at `lr` in format T from w0; returns w, with the first update in `first`.
+  auto run = [&]<class T>(T, int steps, double lr, Matrix<double>* first) {
+    auto opt = info.make<T>().optimizer(params);
+    Matrix<T> w = w0.cast<T>(), g;
+    std::vector<Matrix<T>> state(opt->state_slots(), Matrix<T>::Zero(4, 3));
+    for (int t = 1; t <= steps; ++t) {
+      g = (a.array() * w.template cast<double>().array()).matrix().template cast<T>();
+      const Matrix<double> before = w.template cast<double>();
+      opt->step(w, g, state.data(), StepInfo{lr, std::uint64_t(t)});
+      if (t == 1 && first) *first = w.template cast<double>() - before;
+    }
+    return Matrix<double>(w.template cast<double>());
+  };
+  std::vector<CheckResult> out;
+  Matrix<double> step;
+  const Matrix<double> w50 = run(double(), 50, 0.01, &step);
+  const Matrix<double> g0 = (a.array() * w0.array()).matrix();
+  const double cos = step.cwiseProduct(g0).sum() / (step.norm() * g0.norm() + 1e-300);
+  out.push_back({"first step downhill (cos(update, dL/dw) <= 0)", std::max(0.0, cos), 0});
+  out.push_back({"L after 50 steps / L before", loss(w50) / loss(w0), 0.99});
+  out.push_back({"lr 0 leaves w", (run(double(), 3, 0.0, nullptr) - w0).cwiseAbs().maxCoeff(), 0});
+  out.push_back({"float32 steps = float64 steps", relative_error(run(float(), 5, 0.01, nullptr), run(double(), 5, 0.01, nullptr)),
+                 1e-4});
+  return out;
+}
+
 std::vector<CheckResult> check_plugin(const PluginInfo& info, const Registry& registry, std::uint64_t seed,
                                       const Params* given) {
   const Params params = given ? *given : defaults_of(info.params);
@@ -353,6 +384,7 @@ std::vector<CheckResult> check_plugin(const PluginInfo& info, const Registry& re
     case Kind::initializer: return check_initializer(*info.initializer(params), seed);
     case Kind::mitigation: return check_mitigation(info, params, registry, seed);
     case Kind::cell: return check_cell(info, params, registry, rng);
+    case Kind::optimizer: return check_optimizer(info, params, rng);
   }
   return {};
 }

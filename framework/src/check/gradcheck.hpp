@@ -74,6 +74,12 @@ std::vector<CheckResult> check_initializer(const Initializer& init, std::uint64_
 std::vector<CheckResult> check_mitigation(const PluginInfo& info, const Params& params, const Registry& registry,
                                           std::uint64_t seed);
 
+/// An optimiser has no backward pass; what any update rule must do instead, on the quadratic
+/// L(w) = 1/2 sum a_i w_i^2 (a_i in [0.5, 2], w 4 x 3 from N(0, 1)): its first step goes
+/// downhill (<update, dL/dw> <= 0), 50 steps at lr 0.01 lower L by at least 1 %, lr 0 leaves
+/// w as it was, and its float32 steps follow its float64 ones (5 steps, relative 1e-4).
+std::vector<CheckResult> check_optimizer(const PluginInfo& info, const Params& params, Rng& rng);
+
 /// Every check that applies to the plugin's kind, with `params` (its defaults if null).
 std::vector<CheckResult> check_plugin(const PluginInfo& info, const Registry& registry, std::uint64_t seed,
                                       const Params* params = nullptr);

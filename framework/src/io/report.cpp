@@ -50,7 +50,7 @@ std::string verdict(double m, double band) {
 void RunSummary::add(const v1::SimTrace& t) {
   const std::string config = detail::configuration_text(sweep_, t.index());
   auto [it, fresh] = group_of_.try_emplace(config, groups_.size());
-  if (fresh) groups_.push_back({config, {}, 0, 0, {}, {}, {}, {}});
+  if (fresh) groups_.push_back({config, {}, 0, 0, {}, {}, {}, {}, {}, {}, {}});
   auto& g = groups_[it->second];
   std::vector<double> norms;
   for (const auto& l : t.layers()) norms.push_back(l.grad_norm());
@@ -64,6 +64,12 @@ void RunSummary::add(const v1::SimTrace& t) {
     g.predicted.push_back(t.prediction().log10_first_over_last());
   for (const auto& sp : t.jacobian())  // NaN where the spectrum is (a Jacobian that overflowed)
     if (!std::isnan(sp.log10_spread())) g.spreads.push_back(sp.log10_spread());
+  if (t.status() == v1::SimTrace::OK && t.evaluations_size()) {
+    const auto &first = t.evaluations(0), &last = t.evaluations(t.evaluations_size() - 1);
+    g.loss_ratios.push_back(last.test_loss() / first.test_loss());
+    g.scores.push_back(last.score());
+    ++g.verdicts[t.verdict()];
+  }
   if (t.has_grad_overflow_layer()) g.overflow_layers.push_back(t.grad_overflow_layer());
   if (t.has_grad_underflow_layer()) g.underflow_layers.push_back(t.grad_underflow_layer());
   if (columns_.size() < columns_max_ && !norms.empty()) columns_.push_back({t.index(), std::move(norms)});
@@ -116,6 +122,19 @@ void RunSummary::print(std::ostream& os) const {
   if (spread)
     os << "J spread: log10(largest / smallest non-zero singular value) of the input-output Jacobian dy/dx, median "
           "over its samples (`gradsim inspect` shows each spectrum)\n";
+  if (std::any_of(groups_.begin(), groups_.end(), [](const Group& g) { return !g.scores.empty(); })) {
+    os << "\ntraining on the task (held-out loss; medians over the replicas)\n"
+          "  n  last/first     score  trained  not  diverged  configuration\n";
+    for (const auto& g : groups_) {
+      if (g.scores.empty()) continue;
+      os << fmt("%3.0f", double(g.scores.size())) << fmt("  %10.3g", median(g.loss_ratios))
+         << fmt("  %8.3g", median(g.scores)) << fmt("  %7.0f", double(g.verdicts[v1::TRAINED]))
+         << fmt("  %3.0f", double(g.verdicts[v1::DID_NOT_TRAIN])) << fmt("  %8.0f", double(g.verdicts[v1::DIVERGED]))
+         << "  " << (g.label.empty() ? "(base)" : g.label) << '\n';
+    }
+    os << "score: the last held-out loss / the trivial predictor's (TEACHER: the targets' variance; CLUSTERS: "
+          "ln classes); trained: score <= train.trained_below; diverged: an inf or NaN loss or weight\n";
+  }
   std::size_t depth = 0;
   for (const auto& c : columns_) depth = std::max(depth, c.grad_norms.size());
   if (depth == 0) return;
@@ -135,13 +154,17 @@ void RunSummary::print(std::ostream& os) const {
 
 void RunSummary::print_csv(std::ostream& os) const {
   os << "configuration,n,median_log10_first_over_last,min,max,verdict,failed,nonfinite,overflowed,underflowed,"
-        "predicted_log10_first_over_last,median_jacobian_log10_spread\n";
+        "predicted_log10_first_over_last,median_jacobian_log10_spread,median_test_loss_last_over_first,"
+        "median_score,trained,did_not_train,diverged\n";
   for (const auto& g : groups_) {
     const Row r = row(g);
     auto num = [](double v) { return std::isnan(v) ? std::string() : fmt("%.17g", v); };
     os << csv_field(g.label) << ',' << r.n << ',' << num(r.median) << ',' << num(r.min) << ',' << num(r.max) << ','
        << r.verdict << ',' << g.failed << ',' << g.nonfinite << ',' << g.overflow_layers.size() << ','
-       << g.underflow_layers.size() << ',' << num(r.predicted) << ',' << num(r.spread) << '\n';
+       << g.underflow_layers.size() << ',' << num(r.predicted) << ',' << num(r.spread) << ','
+       << num(median(g.loss_ratios)) << ',' << num(median(g.scores)) << ',';
+    if (g.scores.empty()) os << ",,\n";
+    else os << g.verdicts[v1::TRAINED] << ',' << g.verdicts[v1::DID_NOT_TRAIN] << ',' << g.verdicts[v1::DIVERGED] << '\n';
   }
 }
 
@@ -337,8 +360,12 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
     os << "  " << s.network().depth() << " steps of " << rec.layers() << " x " << rec.cell().name() << "("
        << s.network().width() << ")" << (rec.cell().name() == "rnn" ? " + " + s.network().activation().name() : "")
        << ", x_t of " << rec.input_width() << ", loss reads " << v1::Recurrent::Read_Name(rec.read());
-  os << ", init " << s.init().name() << ", loss "
-     << s.loss().name() << ", batch " << s.batch() << ", " << v1::DType_Name(s.dtype()) << ", seed "
+  const auto& task = s.train().task();
+  os << ", init " << s.init().name()
+     << (task.kind() == v1::Task::KIND_UNSPECIFIED ? ", loss " + s.loss().name()
+                                                    : ", task " + v1::Task::Kind_Name(task.kind()) + "(" +
+                                                          std::to_string(task.outputs()) + ")")
+     << ", batch " << s.batch() << ", " << v1::DType_Name(s.dtype()) << ", seed "
      << s.seed();
   for (const auto& m : s.mitigations()) os << ", " << m.name();
   os << '\n';
@@ -393,7 +420,26 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
                         fmt("  %9.0f", double(l.grad().zero_fraction() * double(l.grad().count()) + 0.5)) + "/" +
                         std::to_string(l.grad().subnormal()))
        << '\n';
-  if (t.steps_size()) {
+  if (t.evaluations_size()) {
+    const bool acc = t.evaluations(0).has_test_accuracy();
+    os << "  " << t.steps_size() << " steps of " << s.train().optimizer().name() << "; held-out evaluations (score = "
+       << "held-out loss / the trivial predictor's; update = largest |update|/|weights| of a block):\n"
+       << "  step  lr          train loss  test loss   score     " << (acc ? "train acc  test acc  " : "")
+       << "|dL/dh| first  last       update     nonfinite  skipped\n";
+    for (const auto& e : t.evaluations()) {
+      double update = 0;
+      for (double r : e.update_ratio()) update = std::max(update, r);
+      os << fmt("  %-4.0f", double(e.step())) << fmt("  %-10.4g", e.lr()) << fmt("  %-10.4g", e.train_loss())
+         << fmt("  %-10.4g", e.test_loss()) << fmt("  %-8.4g", e.score())
+         << (acc ? fmt("  %-9.3f", e.train_accuracy()) + fmt("  %-8.3f", e.test_accuracy()) : "")
+         << (e.grad_norm_size() ? fmt("  %-13.4g", e.grad_norm(0)) + fmt("  %-9.4g", e.grad_norm(e.grad_norm_size() - 1))
+                                : std::string(26, ' '))
+         << (e.update_ratio_size() ? fmt("  %-9.3g", update) : "  -        ") << fmt("  %-9.0f", double(e.nonfinite()))
+         << fmt("  %.0f", double(e.skipped())) << '\n';
+    }
+    os << "  verdict: " << v1::Verdict_Name(t.verdict()) << " (trained: last score <= "
+       << fmt("%g", s.train().trained_below()) << "; diverged: an inf or NaN held-out loss or weight)\n";
+  } else if (t.steps_size()) {
     os << "  step  loss        |dL/dparams|  |dL/dh| first  last       loss scale  overflow  skipped\n";
     for (const auto& st : t.steps())
       os << fmt("  %-4.0f", double(st.step())) << fmt("  %-10.4g", st.loss()) << fmt("  %-12.4g", st.param_grad_norm())

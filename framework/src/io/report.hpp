@@ -28,8 +28,9 @@ class RunSummary {
       : sweep_(sweep), band_(stable_band), columns_max_(layer_columns) {}
   void add(const v1::SimTrace& t);
   /// One line per configuration: n, median and range of log10(first/last) over the finite
-  /// ones, theory's value, the Jacobian's spread (with `jacobian`), verdict; then ||dL/dh||
-  /// by layer for the first simulations.
+  /// ones, theory's value, the Jacobian's spread (with `jacobian`), verdict; with a training
+  /// task, a second table: held-out loss last / first, score and the training verdicts; then
+  /// ||dL/dh|| by layer for the first simulations.
   void print(std::ostream& os) const;
   /// The same per-configuration numbers as CSV, one row per configuration.
   void print_csv(std::ostream& os) const;
@@ -43,6 +44,9 @@ class RunSummary {
     std::vector<std::uint32_t> overflow_layers, underflow_layers;  // where dL/dh left the format
     std::vector<double> predicted;  // theory's log-ratio, of the simulations it covers
     std::vector<double> spreads;    // log10 max/min singular value of dy/dx, every sample
+    // With train.task: held-out loss last / first evaluation, the last score, the verdicts.
+    std::vector<double> loss_ratios, scores;
+    std::uint64_t verdicts[4] = {0, 0, 0, 0};  // indexed by v1::Verdict
   };
   struct Column {
     std::uint64_t index;

@@ -151,15 +151,49 @@ class Builder {
     return finish();
   }
 
-  // The initialiser and the loss, last: the network is complete.
+  // The task's read-out (after the last block's end: the records are the network's), the
+  // initialiser, the loss (a task's is made by the engine) and the optimiser, last.
   Network<T> finish() {
+    const auto& train = spec_.train();
+    if (const auto& task = train.task(); task.kind() != v1::Task::KIND_UNSPECIFIED) {
+      const auto* dense = registry_.get(Kind::layer, "dense").info;
+      auto head = attempt("train.task", "dense", [&] {
+        return dense->template make<T>().layer(LayerArgs{n_.width, task.outputs(), defaults_of(dense->params)});
+      });
+      const std::size_t last = n_.block_end.size() - 1;
+      add(new_use(std::move(head), "dense", last, n_.width, task.outputs(), "train.task"), last);
+      if (task.kind() == v1::Task::TEACHER) n_.teacher = teacher();
+    }
     n_.init = attempt("init.name", spec_.init().name(), [&] {
       return registry_.get(Kind::initializer, spec_.init().name()).info->initializer(params_of(spec_.init()));
     });
-    n_.loss = attempt("loss.name", spec_.loss().name(), [&] {
-      return registry_.get(Kind::loss, spec_.loss().name()).info->template make<T>().loss(params_of(spec_.loss()));
-    });
+    if (!spec_.loss().name().empty())
+      n_.loss = attempt("loss.name", spec_.loss().name(), [&] {
+        return registry_.get(Kind::loss, spec_.loss().name()).info->template make<T>().loss(params_of(spec_.loss()));
+      });
+    if (train.steps())
+      n_.optimizer = attempt("train.optimizer.name", train.optimizer().name(), [&] {
+        return registry_.get(Kind::optimizer, train.optimizer().name()).info->template make<T>().optimizer(
+            params_of(train.optimizer()));
+      });
     return std::move(n_);
+  }
+
+  // The teacher, in float64; its errors name its fields (train.task.teacher...).
+  std::shared_ptr<TeacherNet> teacher() {
+    auto t = std::make_shared<TeacherNet>();
+    t->spec = teacher_spec(spec_);
+    try {
+      t->net = build_network<double>(t->spec, registry_);
+    } catch (const SpecError& e) {
+      throw SpecError(teacher_path(e.path), e.what());
+    }
+    if (t->net.input_width != n_.input_width)
+      throw SpecError("train.task.teacher", "the teacher reads " + std::to_string(t->net.input_width) +
+                                                " input features and the network " + std::to_string(n_.input_width) +
+                                                "; give the teacher the network's input (for a recurrent network: the "
+                                                "same cell, layers and width)");
+    return t;
   }
 
   static std::string field(int k) { return "mitigations[" + std::to_string(k) + "].name"; }
@@ -240,7 +274,10 @@ std::uint64_t estimate_record_bytes(const v1::SimSpec& spec) {
   // A LayerTrace is 5 TensorStats of about 90 bytes; a StepTrace about 60 bytes; a hook
   // event about 60 bytes, and a per-block hook fires once per block and step.
   const double steps = std::max<std::uint32_t>(1, spec.train().steps());
-  return std::uint64_t(600 * depth + steps * (60 + 60 * mitigations * (depth + 1)) + 2000 + jacobian_bytes(spec));
+  // An evaluation: about 80 bytes and 18 per block.
+  const double evaluations = spec.train().has_task() ? (steps / spec.train().eval_every() + 2) * (80 + 18 * depth) : 0;
+  return std::uint64_t(600 * depth + steps * (70 + 60 * mitigations * (depth + 1)) + evaluations + 2000 +
+                       jacobian_bytes(spec));
 }
 
 std::uint64_t estimate_bytes(const v1::SimSpec& spec) {

@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "io/trace_io.hpp"
 #include "spec/spec.hpp"
+#include "train/task.hpp"
 
 namespace gradsim {
 
@@ -109,6 +110,11 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
     for (Eigen::Index r = 0; r + 1 < x.rows(); r += 2) x.row(r + 1) = c * x.row(r) + s * x.row(r + 1);
   }
   values_[0] = x.cast<T>();
+  if (spec.train().has_task()) {
+    auto task = std::make_unique<Task<T>>(spec, net_.input_width, net_.teacher);
+    task_ = task.get();
+    net_.loss = std::move(task);
+  }
   net_.loss->setup(net_.batch, net_.width, targets);
 }
 
@@ -220,8 +226,13 @@ void Engine<T>::collect_events(std::uint32_t step, v1::SimTrace& out) {
 
 template <class T>
 void Engine<T>::run(v1::SimTrace& out) {
-  const std::uint32_t steps = spec_.train().steps();
+  const auto& train = spec_.train();
+  const std::uint32_t steps = train.steps();
+  Matrix<double> batch;
+  Progress since;
+  std::vector<double> ratios;
   for (std::uint32_t s = 0; s < std::max<std::uint32_t>(1, steps); ++s) {
+    if (task_) task_->next_batch(batch), values_[0] = batch.cast<T>();
     forward();
     Spectra spectra;
     if (s == 0 && spec_.jacobian().samples()) spectra = jacobian();
@@ -236,16 +247,88 @@ void Engine<T>::run(v1::SimTrace& out) {
     }
     collect_events(s, out);
     if (steps == 0) break;
+    const double lr = scheduled_lr(train, s);
     auto& st = *out.add_steps();
-    st.set_step(s), st.set_loss(to_double(loss_value_));
+    st.set_step(s), st.set_loss(task_ ? task_->loss() : to_double(loss_value_));
     double g2 = 0;
-    for (auto& w : store_) g2 += std::pow(stats_of(w.grad).norm(), 2);
+    std::uint64_t nonfinite = 0;
+    for (auto& w : store_) {
+      const Stats g = stats_of(w.grad);
+      g2 += g.norm() * g.norm(), nonfinite += g.nonfinite();
+    }
     st.set_param_grad_norm(std::sqrt(g2));
     st.set_first_grad_norm(blocks_.front().grad.norm()), st.set_last_grad_norm(blocks_.back().grad.norm());
-    st.set_loss_scale(loss_scale_), st.set_overflow(overflow), st.set_skipped(!apply);
-    if (apply)  // plain SGD: w -= lr dL/dw, once per weight however many nodes share it
-      for (auto& w : store_) w.value -= T(spec_.train().lr()) * w.grad;
+    st.set_loss_scale(loss_scale_), st.set_overflow(overflow), st.set_skipped(!apply), st.set_lr(lr);
+    if (task_) {
+      since.loss += task_->loss(), since.steps += 1, since.correct += task_->correct();
+      since.rows += net_.batch, since.nonfinite += nonfinite, since.skipped += !apply;
+      if (s == 0) evaluate(0, lr, {}, since, out);  // at initialisation: the weights are as drawn
+    }
+    const bool evaluating = task_ && ((s + 1) % train.eval_every() == 0 || s + 1 == steps);
+    ratios.clear();
+    if (apply) optimizer_step(lr, evaluating ? &ratios : nullptr);
+    if (evaluating) evaluate(s + 1, lr, ratios, since, out);
   }
+  if (task_) out.set_verdict(verdict(out));
+}
+
+template <class T>
+void Engine<T>::optimizer_step(double lr, std::vector<double>* ratios) {
+  if (opt_state_.empty()) {
+    opt_state_.resize(store_.size());
+    for (std::size_t k = 0; k < store_.size(); ++k)
+      opt_state_[k].assign(net_.optimizer->state_slots(),
+                           Matrix<T>::Zero(store_[k].value.rows(), store_[k].value.cols()));
+  }
+  const StepInfo info{lr, ++opt_steps_};
+  std::vector<double> dw2, w2;
+  if (ratios) dw2.assign(blocks_.size(), 0), w2.assign(blocks_.size(), 0);
+  Matrix<T> before;
+  for (std::size_t k = 0; k < store_.size(); ++k) {
+    auto& w = store_[k];
+    if (ratios) before = w.value;
+    net_.optimizer->step(w.value, w.grad, opt_state_[k].data(), info);
+    if (ratios) {
+      const auto b = std::size_t(net_.weights[k].block);
+      dw2[b] += (w.value - before).template cast<double>().squaredNorm();
+      w2[b] += before.template cast<double>().squaredNorm();
+    }
+  }
+  if (ratios)
+    for (std::size_t b = 0; b < dw2.size(); ++b) ratios->push_back(dw2[b] == 0 ? 0 : std::sqrt(dw2[b] / w2[b]));
+}
+
+template <class T>
+void Engine<T>::evaluate(std::uint32_t step, double lr, const std::vector<double>& ratios, Progress& since,
+                         v1::SimTrace& out) {
+  auto& ev = *out.add_evaluations();
+  ev.set_step(step), ev.set_lr(lr);
+  ev.set_train_loss(since.loss / double(since.steps));
+  if (task_->classification()) ev.set_train_accuracy(double(since.correct) / double(since.rows));
+  for (const auto& b : blocks_) ev.add_grad_norm(b.grad.norm());
+  for (double r : ratios) ev.add_update_ratio(r);
+  ev.set_nonfinite(since.nonfinite), ev.set_skipped(std::uint32_t(since.skipped));
+  since = {};
+  double loss = 0, correct = 0, rows = 0;
+  Matrix<double> x;
+  for (std::size_t k = 0; k < task_->heldout_batches(); ++k) {
+    task_->heldout(k, x);
+    values_[0] = x.cast<T>();
+    forward();
+    loss += task_->loss(), correct += double(task_->correct()), rows += double(x.rows());
+  }
+  ev.set_test_loss(loss / double(task_->heldout_batches()));
+  if (task_->classification()) ev.set_test_accuracy(correct / rows);
+  ev.set_score(ev.test_loss() / task_->trivial_loss());
+}
+
+template <class T>
+v1::Verdict Engine<T>::verdict(const v1::SimTrace& out) const {
+  const auto& last = out.evaluations(out.evaluations_size() - 1);
+  bool finite = std::isfinite(last.test_loss());
+  for (const auto& w : store_) finite = finite && all_finite(w.value);
+  if (!finite) return v1::DIVERGED;
+  return last.score() <= spec_.train().trained_below() ? v1::TRAINED : v1::DID_NOT_TRAIN;
 }
 
 namespace {
@@ -333,7 +416,7 @@ std::uint64_t physical_memory_bytes() {
 
 namespace {
 void fail(v1::SimTrace& out, const std::string& message) {
-  out.clear_layers(), out.clear_steps(), out.clear_events();
+  out.clear_layers(), out.clear_steps(), out.clear_events(), out.clear_evaluations(), out.clear_verdict();
   out.set_status(v1::SimTrace::FAILED);
   out.set_message(message);
 }
@@ -344,7 +427,10 @@ void keep_detail(v1::Detail detail, v1::SimTrace& out) {
     out.set_first_grad_norm(out.layers(0).grad_norm());
     out.set_last_grad_norm(out.layers(out.layers_size() - 1).grad_norm());
   }
-  if (detail == v1::SUMMARY) out.clear_layers();
+  if (detail == v1::SUMMARY) {
+    out.clear_layers();
+    for (auto& e : *out.mutable_evaluations()) e.clear_grad_norm(), e.clear_update_ratio();
+  }
   if (detail == v1::NORMS)
     for (auto& l : *out.mutable_layers())
       l.clear_output(), l.clear_grad(), l.clear_weight_grad(), l.clear_act_grad(), l.clear_bias_grad();

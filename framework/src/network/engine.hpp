@@ -20,6 +20,9 @@
 
 namespace gradsim {
 
+template <class T>
+class Task;
+
 /// When a simulation must stop (checked before every node); max() for never.
 using Deadline = std::chrono::steady_clock::time_point;
 
@@ -34,7 +37,8 @@ class Engine {
   Engine(const Engine&) = delete;  // contexts point into the store
   ~Engine();
 
-  /// Runs the simulation: one pass, or `train.steps` training steps, into `out`.
+  /// Runs the simulation: one pass, or `train.steps` training steps (with a task: on its
+  /// mini-batches, with held-out evaluations and a verdict), into `out`.
   void run(v1::SimTrace& out);
 
   /// x -> ... -> L. Returns L.
@@ -102,6 +106,17 @@ class Engine {
   void apply_backward(const Use& use, Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& dy,
                       Matrix<T>& dx);
   void collect_events(std::uint32_t step, v1::SimTrace& out);
+  /// What the training steps since the last evaluation saw.
+  struct Progress {
+    double loss = 0;
+    std::uint64_t steps = 0, correct = 0, rows = 0, nonfinite = 0, skipped = 0;
+  };
+  /// The optimiser's step at learning rate `lr`; with `ratios`, each block's ||update|| /
+  /// ||weights||.
+  void optimizer_step(double lr, std::vector<double>* ratios);
+  /// The held-out evaluation after `step` steps, into `out` (resets `since`).
+  void evaluate(std::uint32_t step, double lr, const std::vector<double>& ratios, Progress& since, v1::SimTrace& out);
+  v1::Verdict verdict(const v1::SimTrace& out) const;
   void check_deadline() const;
 
   const v1::SimSpec& spec_;
@@ -115,6 +130,9 @@ class Engine {
   std::vector<Matrix<T>> values_, projected_;
   std::vector<Block> blocks_;
   Matrix<T> d_, tmp_, skip_grad_, dx_;  // backward buffers, reused by every node
+  Task<T>* task_ = nullptr;                     // net_.loss, with train.task
+  std::vector<std::vector<Matrix<T>>> opt_state_;  // per weight: the optimiser's arrays
+  std::uint64_t opt_steps_ = 0;                 // optimiser steps taken
   T loss_value_{};
   double loss_scale_ = 1;
   bool flow_changed_ = false;

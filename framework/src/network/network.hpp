@@ -22,6 +22,8 @@
 
 namespace gradsim {
 
+struct TeacherNet;
+
 template <class T>
 struct Network {
   /// One application of a layer: which layer, and which of the network's weights it uses
@@ -56,9 +58,17 @@ struct Network {
   std::vector<Node> nodes;
   std::vector<std::size_t> block_end;  ///< the value each block outputs
   std::unique_ptr<Initializer> init;
-  std::unique_ptr<Loss<T>> loss;
+  std::unique_ptr<Loss<T>> loss;  ///< the spec's; empty with a task (the engine makes it)
   std::vector<std::unique_ptr<Mitigation<T>>> mitigations;
+  std::unique_ptr<Optimizer<T>> optimizer;  ///< with train.steps
+  std::shared_ptr<TeacherNet> teacher;      ///< with a TEACHER task
   std::size_t batch = 0, input_width = 0, width = 0;
+};
+
+/// A TEACHER task's network (built in float64 from its own spec, teacher_spec()).
+struct TeacherNet {
+  v1::SimSpec spec;
+  Network<double> net;
 };
 
 /// About how many bytes one simulation of a resolved spec needs at its peak: the values kept

@@ -95,6 +95,8 @@ void resolve_plugin(v1::PluginRef& ref, Kind kind, const std::string& where,
 
 }  // namespace
 
+void resolve_train(v1::SimSpec& sim, const Registry& registry);
+
 void resolve(v1::SimSpec& sim, const Registry& registry) {
   auto& net = *sim.mutable_network();
   if (net.depth() < 1) throw SpecError("network.depth", "network.depth must be at least 1");
@@ -109,7 +111,11 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   resolve_plugin(*net.mutable_layer(), Kind::layer, "network.layer", "dense", registry);
   resolve_plugin(*net.mutable_activation(), Kind::activation, "network.activation", "linear", registry);
   resolve_plugin(*sim.mutable_init(), Kind::initializer, "init", "gaussian", registry);
-  resolve_plugin(*sim.mutable_loss(), Kind::loss, "loss", "linear_probe", registry);
+  const bool task = sim.train().task().kind() != v1::Task::KIND_UNSPECIFIED;
+  if (task && !sim.loss().name().empty())
+    throw SpecError("loss.name", "train.task brings its own loss (mean squared error or cross-entropy against its "
+                                 "targets); drop loss");
+  if (!task) resolve_plugin(*sim.mutable_loss(), Kind::loss, "loss", "linear_probe", registry);
   // An entry with an empty name is off (an axis may switch it): drop it, params and all.
   auto* ms = sim.mutable_mitigations();
   ms->erase(std::remove_if(ms->begin(), ms->end(), [](const auto& m) { return m.name().empty(); }), ms->end());
@@ -146,9 +152,7 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
       throw SpecError("batch", "input.correlation pairs the rows of the batch, so batch must be even (it is " +
                                    std::to_string(sim.batch()) + ")");
   }
-  auto& train = *sim.mutable_train();
-  if (train.lr() == 0) train.set_lr(0.01);
-  if (!std::isfinite(train.lr())) throw SpecError("train.lr", "train.lr must be a finite number");
+  resolve_train(sim, registry);
   auto& jac = *sim.mutable_jacobian();
   if (jac.samples() > sim.batch())
     throw SpecError("jacobian.samples", "jacobian.samples = " + std::to_string(jac.samples()) +
@@ -171,6 +175,107 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
                                               "or drop per_block");
   if (jac.max_values() < -1)
     throw SpecError("jacobian.max_values", "jacobian.max_values must be -1 (never store the values) or positive");
+}
+
+namespace {
+bool positive(double x) { return x > 0 && std::isfinite(x); }
+}  // namespace
+
+void resolve_train(v1::SimSpec& sim, const Registry& registry) {
+  auto& train = *sim.mutable_train();
+  if (train.lr() == 0) train.set_lr(0.01);
+  if (!std::isfinite(train.lr())) throw SpecError("train.lr", "train.lr must be a finite number");
+  auto& task = *train.mutable_task();
+  const bool has_task = task.kind() != v1::Task::KIND_UNSPECIFIED;
+  if (!has_task) {
+    for (auto [set, what] : {std::pair{train.eval_every() != 0, "eval_every"}, {train.eval_batches() != 0, "eval_batches"},
+                             {train.trained_below() != 0, "trained_below"}})
+      if (set) throw SpecError("train." + std::string(what), "train." + std::string(what) +
+                                                                 " is about held-out evaluations, which need train.task");
+    train.clear_task();
+  }
+  if (!train.steps()) {
+    if (has_task) throw SpecError("train.steps", "train.task trains the network: give train.steps (e.g. 500)");
+    if (!train.optimizer().name().empty() || train.has_schedule())
+      throw SpecError("train.steps", "train.optimizer and train.schedule need train.steps >= 1");
+    return;  // a record without training keeps no optimiser
+  }
+  resolve_plugin(*train.mutable_optimizer(), Kind::optimizer, "train.optimizer", "sgd", registry);
+  auto& sch = *train.mutable_schedule();
+  if (sch.kind() == v1::Schedule::KIND_UNSPECIFIED) sch.set_kind(v1::Schedule::CONSTANT);
+  if (!v1::Schedule::Kind_IsValid(sch.kind()))
+    throw SpecError("train.schedule.kind", "train.schedule.kind must be CONSTANT or COSINE");
+  if (!(sch.final_fraction() >= 0 && sch.final_fraction() <= 1))
+    throw SpecError("train.schedule.final_fraction", "train.schedule.final_fraction must be in [0, 1] (a fraction of lr)");
+  if (sch.final_fraction() != 0 && sch.kind() != v1::Schedule::COSINE)
+    throw SpecError("train.schedule.final_fraction", "train.schedule.final_fraction is where COSINE decays to; set kind: COSINE");
+  if (!has_task) return;
+  if (!v1::Task::Kind_IsValid(task.kind()))
+    throw SpecError("train.task.kind", "train.task.kind must be TEACHER or CLUSTERS");
+  if (sim.jacobian().samples())
+    throw SpecError("jacobian.samples", "Jacobian spectra are of the network, and a task adds a read-out the loss reads "
+                                        "through; run the spectra in a spec without train.task");
+  const bool teacher = task.kind() == v1::Task::TEACHER;
+  if (task.outputs() == 0) task.set_outputs(teacher ? 1 : 10);
+  if (!teacher && task.outputs() < 2)
+    throw SpecError("train.task.outputs", "CLUSTERS needs at least 2 classes (train.task.outputs)");
+  if (train.eval_every() == 0) train.set_eval_every(std::max<std::uint32_t>(1, train.steps() / 20));
+  if (train.eval_batches() == 0) train.set_eval_batches(4);
+  if (train.trained_below() == 0) train.set_trained_below(0.5);
+  if (!positive(train.trained_below()))
+    throw SpecError("train.trained_below", "train.trained_below must be a positive fraction of the trivial predictor's loss");
+  if (!(task.noise() >= 0 && std::isfinite(task.noise())))
+    throw SpecError("train.task.noise", "train.task.noise must be a finite standard deviation >= 0");
+  if (teacher) {
+    if (task.separation() != 0) throw SpecError("train.task.separation", "separation is CLUSTERS'; drop it for TEACHER");
+    if (task.teacher().input_width() && task.teacher().input_width() != sim.network().input_width())
+      throw SpecError("train.task.teacher.input_width", "the teacher reads the network's input (" +
+                                                            std::to_string(sim.network().input_width()) + " features); drop input_width");
+    v1::SimSpec t = teacher_spec(sim);
+    try {
+      resolve(t, registry);
+    } catch (const SpecError& e) {
+      throw SpecError(teacher_path(e.path), e.what());
+    }
+    *task.mutable_teacher() = t.network(), *task.mutable_teacher_init() = t.init();
+  } else {
+    if (task.has_teacher() || task.has_teacher_init() || task.noise() != 0)
+      throw SpecError("train.task.teacher", "teacher, teacher_init and noise are TEACHER's; drop them for CLUSTERS");
+    if (task.separation() == 0) task.set_separation(3);
+    if (!positive(task.separation()))
+      throw SpecError("train.task.separation", "train.task.separation must be a positive finite number");
+  }
+}
+
+v1::SimSpec teacher_spec(const v1::SimSpec& sim) {
+  const auto& task = sim.train().task();
+  v1::SimSpec t;
+  auto& net = *t.mutable_network();
+  if (!task.has_teacher()) {
+    net = sim.network();
+  } else {  // the teacher's own fields; depth, width, layer, activation and cell where it gives none
+    net = task.teacher();
+    const auto& s = sim.network();
+    if (!net.depth()) net.set_depth(s.depth());
+    if (!net.width()) net.set_width(s.width());
+    if (net.layer().name().empty()) *net.mutable_layer() = s.layer();
+    if (net.activation().name().empty()) *net.mutable_activation() = s.activation();
+    if (!net.has_recurrent() && s.has_recurrent()) *net.mutable_recurrent() = s.recurrent();
+  }
+  net.set_input_width(sim.network().input_width());
+  *t.mutable_init() = task.teacher_init();
+  t.mutable_loss()->set_name("linear_probe");  // read by nothing: the task reads the teacher's output
+  t.set_batch(sim.batch());
+  t.set_dtype(v1::FLOAT64);
+  t.mutable_input()->set_variance(sim.input().variance());
+  t.set_seed(mix64((task.seed() ? task.seed() : sim.seed()) + 0x7eac4e7));
+  return t;
+}
+
+std::string teacher_path(const std::string& path) {
+  if (path.rfind("network.", 0) == 0) return "train.task.teacher." + path.substr(8);
+  if (path.rfind("init", 0) == 0) return "train.task.teacher_" + path;
+  return "train.task.teacher (" + path + ")";
 }
 
 Params params_of(const v1::PluginRef& ref) {

@@ -207,7 +207,16 @@ Validation validate_with(const SpecFile& spec, const Registry& registry,
     out.plugins.insert({Kind::layer, net.layer().name()});
     out.plugins.insert({Kind::activation, net.activation().name()});
     out.plugins.insert({Kind::initializer, sim.init().name()});
-    out.plugins.insert({Kind::loss, sim.loss().name()});
+    if (!sim.loss().name().empty()) out.plugins.insert({Kind::loss, sim.loss().name()});
+    if (!sim.train().optimizer().name().empty()) out.plugins.insert({Kind::optimizer, sim.train().optimizer().name()});
+    if (sim.train().has_task()) out.plugins.insert({Kind::layer, "dense"});  // the read-out
+    if (const auto& t = sim.train().task(); t.kind() == v1::Task::TEACHER) {
+      out.plugins.insert({Kind::loss, "linear_probe"});
+      out.plugins.insert({Kind::layer, t.teacher().layer().name()});
+      out.plugins.insert({Kind::activation, t.teacher().activation().name()});
+      out.plugins.insert({Kind::initializer, t.teacher_init().name()});
+      if (t.teacher().has_recurrent()) out.plugins.insert({Kind::cell, t.teacher().recurrent().cell().name()});
+    }
     for (const auto& m : sim.mitigations()) out.plugins.insert({Kind::mitigation, m.name()});
     if (!net.recurrent().cell().name().empty()) out.plugins.insert({Kind::cell, net.recurrent().cell().name()});
   }

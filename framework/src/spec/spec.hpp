@@ -79,6 +79,14 @@ Validation validate_with(const SpecFile& spec, const Registry& registry,
 }  // namespace gradsim
 
 namespace gradsim {
+/// A TEACHER task's simulation, from a resolved spec: its network (train.task.teacher, what it
+/// leaves out the student's), its initialiser, the student's input and batch, float64, and a
+/// seed of its own.
+v1::SimSpec teacher_spec(const v1::SimSpec& sim);
+/// Where an error in the teacher's spec is in the student's ("network.width" ->
+/// "train.task.teacher.width").
+std::string teacher_path(const std::string& path);
+
 /// The Params a plugin is built from (the PluginRef must be resolved).
 Params params_of(const v1::PluginRef& ref);
 
