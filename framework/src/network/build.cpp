@@ -46,7 +46,10 @@ auto attempt(const std::string& field, const std::string& name, F&& make) {
 template <class T>
 class Builder {
  public:
-  Builder(const v1::SimSpec& spec, const Registry& registry) : spec_(spec), registry_(registry) {}
+  /// `task_input`: the network learns a task (its own or, as a teacher, another's), whose input
+  /// is a recurrent network's initial state, so its x_t are zero.
+  Builder(const v1::SimSpec& spec, const Registry& registry, bool task_input)
+      : spec_(spec), registry_(registry), task_input_(task_input) {}
 
   Network<T> build() {
     const auto& net = spec_.network();
@@ -133,7 +136,7 @@ class Builder {
     }
     auto step = attempt("network.recurrent.cell.name", rec.cell().name(), [&] {
       return std::make_unique<Unrolled<T>>(std::move(cells), rec.input_width(), hidden, rec.read() == v1::Recurrent::EVERY,
-                                           std::sqrt(rec.input_variance()), depth);
+                                           task_input_ ? 0.0 : std::sqrt(rec.input_variance()), depth);
     });
     const std::size_t cols = step->state_cols(), read = step->read_offset();
     n_.input_width = cols;  // the network's input is the initial state
@@ -184,7 +187,7 @@ class Builder {
     auto t = std::make_shared<TeacherNet>();
     t->spec = teacher_spec(spec_);
     try {
-      t->net = build_network<double>(t->spec, registry_);
+      t->net = Builder<double>(t->spec, registry_, true).build();
     } catch (const SpecError& e) {
       throw SpecError(teacher_path(e.path), e.what());
     }
@@ -253,6 +256,7 @@ class Builder {
 
   const v1::SimSpec& spec_;
   const Registry& registry_;
+  bool task_input_;
   Network<T> n_;
 };
 
@@ -318,7 +322,7 @@ Network<T> build_network(const v1::SimSpec& spec, const Registry& registry) {
   if (spec.network().tie_weights() && spec.network().input_width() != spec.network().width())
     throw SpecError("network.tie_weights", "tie_weights shares block 0's weights with every block, so "
                                            "network.input_width must equal network.width");
-  return Builder<T>(spec, registry).build();
+  return Builder<T>(spec, registry, spec.train().has_task()).build();
 }
 
 #define GRADSIM_INSTANTIATE_BUILD(T) template Network<T> build_network<T>(const v1::SimSpec&, const Registry&);

@@ -110,10 +110,12 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
     for (Eigen::Index r = 0; r + 1 < x.rows(); r += 2) x.row(r + 1) = c * x.row(r) + s * x.row(r + 1);
   }
   values_[0] = x.cast<T>();
-  if (spec.train().has_task()) {
+  if (spec.train().has_task()) {  // the input is the task's first mini-batch
     auto task = std::make_unique<Task<T>>(spec, net_.input_width, net_.teacher);
     task_ = task.get();
     net_.loss = std::move(task);
+    task_->next_batch(x);
+    values_[0] = x.cast<T>();
   }
   net_.loss->setup(net_.batch, net_.width, targets);
 }
@@ -232,7 +234,7 @@ void Engine<T>::run(v1::SimTrace& out) {
   Progress since;
   std::vector<double> ratios;
   for (std::uint32_t s = 0; s < std::max<std::uint32_t>(1, steps); ++s) {
-    if (task_) task_->next_batch(batch), values_[0] = batch.cast<T>();
+    if (task_ && s > 0) task_->next_batch(batch), values_[0] = batch.cast<T>();
     forward();
     Spectra spectra;
     if (s == 0 && spec_.jacobian().samples()) spectra = jacobian();

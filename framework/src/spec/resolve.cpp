@@ -140,6 +140,9 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
                         "steps share their weights already and the loss reads h: drop it");
     if (sim.jacobian().samples())
       throw SpecError("jacobian.samples", "Jacobian spectra of recurrent networks are not computed yet; drop jacobian");
+    if (sim.train().task().kind() != v1::Task::KIND_UNSPECIFIED && rec.input_variance() != 1)
+      throw SpecError("network.recurrent.input_variance", "with train.task a recurrent network reads the task's input as "
+                                                          "its initial state and its x_t are zero; drop input_variance");
   }
   auto& in = *sim.mutable_input();
   if (in.variance() == 0) in.set_variance(1);
