@@ -118,8 +118,11 @@ def sims_frame(path, band=1.0):
     --stable-band`), the blocks where the gradient overflowed or underflowed and where the
     forward output overflowed (NaN when it did not), and mean-field theory's
     predicted_log10_first_over_last with its finite-width predicted_log10_spread (NaN where
-    theory has none; no_prediction says why), and with `jacobian` the median over its samples
-    of the Jacobian's log10 spread and fraction of singular values near 1 (NaN without)."""
+    theory has none; no_prediction says why), theory's correlation depth scale xi_c (plain
+    stacks; NaN otherwise), with `jacobian` the median over its samples of the Jacobian's log10
+    spread and fraction of singular values near 1 (NaN without), and with a training task the
+    last evaluation's score and held-out loss over the first's (NaN without) and train_verdict
+    ("trained", "did_not_train", "diverged"; "" without a task)."""
     rows = []
     with Traces(path) as tr:
         sweep = tr.header.spec
@@ -140,7 +143,36 @@ def sims_frame(path, band=1.0):
                          if t.status == 1 and not t.prediction.none else math.nan,
                          "no_prediction": t.prediction.none,
                          "jacobian_log10_spread": _median([sp.log10_spread for sp in t.jacobian]),
-                         "jacobian_near_one": _median([sp.near_one for sp in t.jacobian])})
+                         "jacobian_near_one": _median([sp.near_one for sp in t.jacobian]),
+                         "xi_c": t.prediction.xi_c if t.prediction.HasField("xi_c") else math.nan,
+                         "score": t.evaluations[-1].score if t.evaluations else math.nan,
+                         "test_loss_ratio": t.evaluations[-1].test_loss / t.evaluations[0].test_loss
+                         if t.evaluations else math.nan,
+                         "train_verdict": _TRAIN_VERDICTS.get(t.verdict, "")})
+    return pd.DataFrame(rows)
+
+
+_TRAIN_VERDICTS = {gradsim_pb2.TRAINED: "trained", gradsim_pb2.DID_NOT_TRAIN: "did_not_train",
+                   gradsim_pb2.DIVERGED: "diverged"}
+
+
+def evaluations_frame(path):
+    """One row per held-out evaluation of a training task: index, replica, the axis columns,
+    step, lr, train_loss, test_loss, score (test loss / the trivial predictor's), train_accuracy
+    and test_accuracy (NaN for TEACHER), nonfinite, skipped, and per-block lists grad_norm and
+    update_ratio (empty at step 0 and at detail SUMMARY)."""
+    rows = []
+    with Traces(path) as tr:
+        sweep = tr.header.spec
+        for t in tr:
+            axes, replica = configuration_of(sweep, t.index)
+            for e in t.evaluations:
+                rows.append({"index": t.index, "replica": replica, **axes, "step": e.step, "lr": e.lr,
+                             "train_loss": e.train_loss, "test_loss": e.test_loss, "score": e.score,
+                             "train_accuracy": e.train_accuracy if e.HasField("train_accuracy") else math.nan,
+                             "test_accuracy": e.test_accuracy if e.HasField("test_accuracy") else math.nan,
+                             "nonfinite": e.nonfinite, "skipped": e.skipped, "grad_norm": list(e.grad_norm),
+                             "update_ratio": list(e.update_ratio)})
     return pd.DataFrame(rows)
 
 

@@ -7,6 +7,9 @@
   formats     where the sweep has a dtype axis: the block (counted from the output) at which
               each configuration's gradient overflowed or underflowed, per format
   training    where simulations took training steps: loss and parameter-gradient norm per step
+  trainability  for a training task swept over network.depth and another numeric axis: each
+              cell's held-out score (median over replicas; trained cells outlined) against
+              depth, with mean-field theory's 6 xi_c where it has it (Schoenholz et al. 2017)
   spectra     where simulations computed Jacobian spectra (`jacobian`): the singular values of
               dy/dx (1 % to 99 % shaded, median, largest and smallest) and the fraction within
               a factor 10 of 1, against depth (or, with per_block, against the block)
@@ -326,8 +329,57 @@ def spectra_figure(path):
     return fig, {"lines": len(groups)}
 
 
+def trainability_figure(path):
+    """Held-out score over depth x another numeric axis, trained cells outlined, 6 xi_c drawn."""
+    axes, header = _axes_of(path)
+    sims = sims_frame(path)
+    if sims.score.isna().all():
+        return None, {"reason": "no training task"}
+    numeric = [a for a in _numeric_axes(sims, axes) if a != "network.depth"]
+    if "network.depth" not in axes or sims["network.depth"].nunique() < 2 or not numeric:
+        return None, {"reason": "needs a network.depth axis and another numeric axis"}
+    x_axis = numeric[-1]
+    zip_of = {a.path: (a.zip or a.path) for a in header.spec.axis}
+    for a in axes:
+        if zip_of[a] not in (zip_of[x_axis], zip_of["network.depth"]):
+            sims = sims[sims[a] == sims[a].iloc[0]]
+    cells = sims.groupby([x_axis, "network.depth"]).agg(
+        score=("score", "median"), trained=("train_verdict", lambda v: (v == "trained").mean() > 0.5),
+        diverged=("train_verdict", lambda v: (v == "diverged").mean() > 0.5)).reset_index()
+    gain = x_axis == "init.params.gain"  # shown as sigma_w2 = gain^2, theory's variable
+    xs = cells[x_axis] ** 2 if gain else cells[x_axis]
+    fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    score = np.clip(cells.score.fillna(np.inf).values, 0, 1.2)
+    points = ax.scatter(xs, cells["network.depth"], c=score, cmap="viridis", vmin=0, vmax=1.2, s=380, marker="s",
+                        edgecolors=np.where(cells.trained, "black", "none"), linewidths=2.5)
+    for x, d, s, dv in zip(xs, cells["network.depth"], cells.score, cells.diverged):
+        ax.text(x, d, "NaN" if dv else f"{s:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if not dv and s < 0.6 else "black")
+    ax.set_yscale("log")
+    depths = sorted(cells["network.depth"].unique())
+    ax.set_yticks(depths, [str(int(d)) for d in depths])
+    ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+    xi = sims.groupby(x_axis).xi_c.median()
+    drawn = xi.notna().any()
+    if drawn:
+        order = np.argsort(xi.index.values)
+        xv = (xi.index.values ** 2 if gain else xi.index.values)[order]
+        bound = np.minimum(6 * xi.values[order], 10 * max(depths))  # inf at the edge of chaos
+        ax.plot(xv, bound, "--", color="#D55E00", lw=2, label="6 ξ_c (mean-field theory)")
+        ax.set_ylim(min(depths) / 1.5, max(depths) * 1.6)
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("σ_w² (init gain²)" if gain else x_axis)
+    ax.set_ylabel("depth (blocks)")
+    cb = fig.colorbar(points, ax=ax)
+    cb.set_label("held-out loss / trivial predictor's (last evaluation)")
+    below = header.spec.base.train.trained_below or 0.5
+    ax.set_title(_title(header, f"Does it train? outlined: trained (score <= {below:g})"), fontsize=9)
+    fig.tight_layout()
+    return fig, {"cells": len(cells), "trained": int(cells.trained.sum()), "theory": bool(drawn)}
+
+
 FIGURES = {"signal": signal_figure, "phase": phase_figure, "formats": formats_figure, "training": training_figure,
-           "spectra": spectra_figure}
+           "trainability": trainability_figure, "spectra": spectra_figure}
 
 
 def all_figures(path, out_dir, formats=("png", "svg")):

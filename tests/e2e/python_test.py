@@ -183,6 +183,32 @@ with open(dspec, "w") as f:
 run("run", "-q", dspec, "-o", sfile)
 check(gradsim.plot.signal_figure(sfile)[0] is None, "no signal figure from SUMMARY records")
 
+# 6c. Training on a task: one evaluations row per evaluation, the verdict and score in
+# sims_frame, and a trainability figure with a cell per (depth, gain), trained ones counted
+# as the records say, and theory's 6 xi_c line.
+tspec = os.path.join(tmp, "t.textproto")
+with open(tspec, "w") as f:
+    f.write('base { network { width: 8 activation { name: "tanh" } } batch: 16\n'
+            '       train { steps: 20 lr: 0.05 eval_every: 10 task { kind: TEACHER } } }\n'
+            'axis { path: "network.depth" numbers: [2, 4] }\n'
+            'axis { path: "init.params.gain" numbers: [1.2, 1.5, 3.0] }\n')
+tpb = os.path.join(tmp, "t.pb")
+run("run", "-q", tspec, "-o", tpb)
+records = list(gradsim.read(tpb)[1])
+ev = gradsim.evaluations_frame(tpb)
+check(len(ev) == 6 * 3 and list(ev.step[:3]) == [0, 10, 20], f"3 evaluations per simulation, got {len(ev)}")
+check(list(ev.test_loss[:3]) == [e.test_loss for e in records[0].evaluations], "held-out losses as recorded")
+check(ev.test_accuracy.isna().all(), "no accuracy for a regression task")
+st = gradsim.sims_frame(tpb)
+names = {1: "trained", 2: "did_not_train", 3: "diverged"}
+check(list(st.train_verdict) == [names[t.verdict] for t in records], "train_verdict as recorded")
+check(list(st.score) == [t.evaluations[-1].score for t in records], "the last score per simulation")
+check(st.xi_c.notna().all(), "theory's xi_c for plain tanh stacks")
+fig, info = gradsim.plot.trainability_figure(tpb)
+check(fig is not None and info["cells"] == 6 and info["theory"]
+      and info["trained"] == sum(t.verdict == 1 for t in records), f"a trainability cell per point, got {info}")
+check(gradsim.plot.trainability_figure(zpb)[0] is None, "no trainability figure without a task")
+
 # 7. gradsim plot runs the package.
 figdir = os.path.join(tmp, "cli_fig")
 out = run("plot", zpb, "-o", figdir)

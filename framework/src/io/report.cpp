@@ -127,8 +127,9 @@ void RunSummary::print(std::ostream& os) const {
           "  n  last/first     score  trained  not  diverged  configuration\n";
     for (const auto& g : groups_) {
       if (g.scores.empty()) continue;
-      os << fmt("%3.0f", double(g.scores.size())) << fmt("  %10.3g", median(g.loss_ratios))
-         << fmt("  %8.3g", median(g.scores)) << fmt("  %7.0f", double(g.verdicts[v1::TRAINED]))
+      auto number = [](const char* f, double v) { return fmt(f, std::isnan(v) ? std::fabs(v) : v); };  // "nan", not "-nan"
+      os << fmt("%3.0f", double(g.scores.size())) << number("  %10.3g", median(g.loss_ratios))
+         << number("  %8.3g", median(g.scores)) << fmt("  %7.0f", double(g.verdicts[v1::TRAINED]))
          << fmt("  %3.0f", double(g.verdicts[v1::DID_NOT_TRAIN])) << fmt("  %8.0f", double(g.verdicts[v1::DIVERGED]))
          << "  " << (g.label.empty() ? "(base)" : g.label) << '\n';
     }
@@ -389,7 +390,7 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
        << fmt(" +- %.2f", p.log10_spread()) << " at this width, measured "
        << fmt("%+.3f", log10_first_over_last(norms)) << " (mean field, sigma_w2 " << fmt("%.6g", p.sigma_w2())
        << ", sigma_b2 " << fmt("%.6g", p.sigma_b2())
-       << "); q = E[h^2] and |dL/dh| predicted beside the measured, |dL/dh| anchored at the last layer\n";
+       << (p.has_xi_c() ? ", xi_c " + fmt("%.4g", p.xi_c()) : std::string()) << "); q = E[h^2] and |dL/dh| predicted beside the measured, |dL/dh| anchored at the last layer\n";
     if (p.log10_spread() > 1)
       os << "  theory: this network is deep for its width (spread > 1 decade): theory gives E|dL/dh|^2, "
             "which a typical simulation falls far short of (Hanin 2018)\n";

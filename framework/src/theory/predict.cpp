@@ -233,7 +233,11 @@ std::shared_ptr<const Prediction> compute(const v1::SimSpec& spec, const Registr
   auto p = std::make_shared<Prediction>();
   const Network<double> net = build_network<double>(spec, registry);
   p->none = uncovered(spec, net);
-  if (p->none.empty()) p->none = interpret(spec, net, Phi::of(*net.activations.front()->elementwise()), *p);
+  if (p->none.empty()) {
+    const Phi phi = Phi::of(*net.activations.front()->elementwise());
+    p->none = interpret(spec, net, phi, *p);
+    if (p->none.empty() && p->plain) p->xi_c = analyse(phi, p->sigma_w2, p->sigma_b2, spec.input().variance()).xi_c;
+  }
   if (!p->none.empty()) {  // nothing half-computed
     Prediction none;
     none.none = p->none;
@@ -277,6 +281,7 @@ void annotate(const Prediction& p, bool flow_changed, v1::SimTrace& out) {
   }
   pred.set_sigma_w2(p.sigma_w2), pred.set_sigma_b2(p.sigma_b2);
   pred.set_log10_first_over_last(p.log10_first_over_last), pred.set_log10_spread(p.log10_spread);
+  if (!std::isnan(p.xi_c)) pred.set_xi_c(p.xi_c);
   auto& layers = *out.mutable_layers();
   if (std::size_t(layers.size()) != p.q.size()) return;
   for (std::size_t l = 0; l < p.q.size(); ++l) {

@@ -15,6 +15,7 @@
 // scaling is covered: the prediction is anchored at the measured last block.
 #pragma once
 
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ struct Prediction {
   double log10_first_over_last = 0;
   double log10_spread = 0;  ///< see v1::Prediction
   bool plain = false;  ///< only dense layers and the activation: the fixed-point analysis applies
+  double xi_c = NAN;   ///< the correlation depth scale at (sigma_w2, sigma_b2), for a plain stack
 };
 
 /// What theory predicts for a resolved spec. Cached per configuration (label, seed, format
