@@ -206,6 +206,35 @@ TEST(Training, EvaluationsComeWhenAsked) {
   EXPECT_EQ(rnn.verdict(), v1::TRAINED);
 }
 
+// float16 with dynamic loss scaling from 1e12 (far past float16's 65504): the first steps overflow and are
+// skipped, the scale backs off until the gradient fits, and training goes on. The evaluations
+// count the skipped steps and the non-finite gradient elements; a skipped step leaves every
+// weight as it was, so the held-out loss after only skipped steps is the initial one.
+TEST(Training, SkippedStepsUnderLossScaling) {
+  const auto t = run(R"(base {
+    network { depth: 3 width: 8 activation { name: "tanh" } } batch: 16 dtype: FLOAT16
+    mitigations { name: "loss_scale" params { name: "scale" number: 1e12 } }
+    train { steps: 200 lr: 0.01 eval_every: 50 optimizer { name: "adam" } task { kind: TEACHER } } })");
+  std::uint32_t skipped = 0, first_taken = 0;
+  for (const auto& s : t.steps()) {
+    skipped += s.skipped();
+    if (!s.skipped() && !first_taken) first_taken = s.step();
+  }
+  ASSERT_GT(skipped, 3u);
+  EXPECT_LT(skipped, 50u);
+  std::uint32_t counted = 0;
+  for (const auto& e : t.evaluations()) counted += e.skipped();
+  EXPECT_EQ(counted, skipped);
+  EXPECT_GT(t.evaluations(0).nonfinite() + t.evaluations(1).nonfinite(), 0u);
+  EXPECT_EQ(t.verdict(), v1::TRAINED);
+  // The same run stopped after the skipped steps: held-out loss as at initialisation.
+  const auto early = run(R"(base {
+    network { depth: 3 width: 8 activation { name: "tanh" } } batch: 16 dtype: FLOAT16
+    mitigations { name: "loss_scale" params { name: "scale" number: 1e12 } }
+    train { steps: )" + std::to_string(first_taken) + R"( lr: 0.01 optimizer { name: "adam" } task { kind: TEACHER } } })");
+  EXPECT_EQ(early.evaluations(early.evaluations_size() - 1).test_loss(), early.evaluations(0).test_loss());
+}
+
 TEST(Training, RunsAreReproducible) {
   const std::string spec = R"(base {
     network { depth: 3 width: 8 activation { name: "tanh" } } batch: 16 dtype: FLOAT16

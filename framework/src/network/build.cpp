@@ -299,7 +299,8 @@ std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
   const double values = (nodes + 1) * batch * std::max(width, in) * scalar;
   const double saved = depth * mitigations * 2 * batch * in * scalar +  // e.g. a norm's xhat
                        (recurrent ? depth * batch * (layers * 8 * width + net.recurrent().input_width()) * scalar : 0);
-  const double weights = depth * (std::max(width, in) + 1) * width * (2 * scalar + 8);  // value, grad, float64 draw
+  // value, grad, float64 draw, and up to two optimiser states (Adam's moments) when training
+  const double weights = depth * (std::max(width, in) + 1) * width * ((spec.train().steps() ? 4 : 2) * scalar + 8);
   const double bookkeeping = nodes * 700;  // node, context, stream, heap headers
   // The record as protobuf objects while it is built (a LayerTrace about 2 KB, a StepTrace
   // 200 bytes, an event 400 bytes with its strings), then serialised once more.
@@ -314,7 +315,11 @@ std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
                           : wide <= spec.jacobian().exact_width()
                               ? (3 + mitigations) * 2 * width * wide * scalar + 12 * wide * wide * 8
                               : (nodes + 1) * 2 * 16 * wide * scalar + 4 * wide * dim * 8;
-  return std::uint64_t(values + saved + weights + bookkeeping + record + jacobian + 1e6);
+  // A task: its held-out set and a training batch (inputs and targets, float64), and a teacher.
+  const auto& task = spec.train().task();
+  const double held = task.kind() ? (spec.train().eval_batches() + 1) * batch * (in + task.outputs()) * 8 : 0;
+  const double teacher = task.kind() == v1::Task::TEACHER ? double(estimate_bytes(teacher_spec(spec))) : 0;
+  return std::uint64_t(values + saved + weights + bookkeeping + record + jacobian + held + teacher + 1e6);
 }
 
 template <class T>
