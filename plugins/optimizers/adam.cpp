@@ -16,7 +16,7 @@ class Adam final : public gradsim::Optimizer<T> {
   static constexpr const char* help = "Adam (bias-corrected moments), L2 or decoupled (AdamW) weight decay";
   static std::vector<gradsim::ParamDecl> param_decls() {
     return {gradsim::ParamDecl::real("beta1", 0.9, 0.0, 0.999999, "decay of the first moment"),
-            gradsim::ParamDecl::real("beta2", 0.999, 0.0, 0.999999999, "decay of the second moment"),
+            gradsim::ParamDecl::real("beta2", 0.999, 0.0, 0.999999, "decay of the second moment"),
             gradsim::ParamDecl::real("eps", 1e-8, 0.0, 1.0, "added to the root of the second moment"),
             gradsim::ParamDecl::real("weight_decay", 0.0, 0.0, 1e3, "weight decay coefficient"),
             gradsim::ParamDecl::boolean("decoupled", false, "AdamW: decay the weight, not the gradient")};

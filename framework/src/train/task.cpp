@@ -26,7 +26,6 @@ Task<T>::Task(const v1::SimSpec& spec, std::size_t input_width, std::shared_ptr<
   const std::uint64_t seed = task.seed() ? task.seed() : spec.seed();
   Rng fixed(seed, kFixed);
   if (kind_ == v1::Task::TEACHER) {
-    noise_ = task.noise();
     teacher_ = std::make_unique<Engine<double>>(teacher_spec_->spec, std::move(teacher_spec_->net));
     const auto width = Eigen::Index(teacher_->network().width);  // of its output
     projection_.resize(width, Eigen::Index(outputs_));
@@ -37,14 +36,26 @@ Task<T>::Task(const v1::SimSpec& spec, std::size_t input_width, std::shared_ptr<
   }
   Rng held(seed, kHeldOut);
   held_x_.resize(spec.train().eval_batches()), held_t_.resize(held_x_.size());
-  for (std::size_t k = 0; k < held_x_.size(); ++k) draw(held, held_x_[k], held_t_[k]);
-  if (kind_ == v1::Task::TEACHER) {  // unit variance over the held-out set (noise included)
+  for (std::size_t k = 0; k < held_x_.size(); ++k) draw(held, held_x_[k], held_t_[k]);  // noiseless, unscaled
+  if (kind_ == v1::Task::TEACHER) {  // unit variance over the held-out set, then the noise
     double s1 = 0, s2 = 0, n = 0;
     for (const auto& t : held_t_) s1 += t.sum(), s2 += t.squaredNorm(), n += double(t.size());
     const double var = s2 / n - (s1 / n) * (s1 / n);
     scale_ = var > 0 && std::isfinite(var) ? 1 / std::sqrt(var) : 1;
-    for (auto& t : held_t_) t *= scale_;
+    noise_ = task.noise();
+    for (auto& t : held_t_) {
+      t *= scale_;
+      add_noise(held, t);
+    }
   }
+}
+
+template <class T>
+void Task<T>::add_noise(Rng& rng, Matrix<double>& targets) const {
+  if (noise_ <= 0) return;
+  Matrix<double> e(targets.rows(), targets.cols());
+  rng.fill_normal(e, noise_);
+  targets += e;
 }
 
 template <class T>
@@ -58,11 +69,7 @@ void Task<T>::draw(Rng& rng, Matrix<double>& x, Matrix<double>& targets) {
     teacher_->input() = x;
     teacher_->forward();
     targets = teacher_->output() * projection_ * scale_;
-    if (noise_ > 0) {
-      Matrix<double> e(targets.rows(), targets.cols());
-      rng.fill_normal(e, noise_);
-      targets += e;
-    }
+    add_noise(rng, targets);
   } else {
     targets.resize(x.rows(), 1);
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
@@ -87,7 +94,7 @@ void Task<T>::heldout(std::size_t k, Matrix<double>& x) {
 
 template <class T>
 double Task<T>::trivial_loss() const {
-  return kind_ == v1::Task::TEACHER ? 1.0 : std::log(double(outputs_));
+  return kind_ == v1::Task::TEACHER ? 1 + noise_ * noise_ : std::log(double(outputs_));
 }
 
 template <class T>

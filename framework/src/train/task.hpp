@@ -39,13 +39,14 @@ class Task final : public Loss<T> {
   double loss() const { return loss_; }
   std::size_t correct() const { return correct_; }
   bool classification() const { return kind_ == v1::Task::CLUSTERS; }
-  /// The held-out loss of the trivial predictor: 1 (TEACHER: targets have unit variance) or
-  /// ln(classes).
+  /// The held-out loss of the trivial predictor (always 0, or uniform): 1 + noise^2 (TEACHER:
+  /// targets of unit variance plus the noise) or ln(classes).
   double trivial_loss() const;
 
  private:
   /// x's targets: (TEACHER) rows of the teacher's projected output, (CLUSTERS) labels.
   void draw(Rng& rng, Matrix<double>& x, Matrix<double>& targets);
+  void add_noise(Rng& rng, Matrix<double>& targets) const;
 
   v1::Task::Kind kind_;
   std::size_t outputs_, batch_, input_width_;
