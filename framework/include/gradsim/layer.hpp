@@ -33,6 +33,7 @@ struct WeightDecl {
   std::size_t fan_in = 0, fan_out = 0;  ///< for initialisers: the fans the weight connects
   WeightInit init = WeightInit::initializer;
   double constant = 0;          ///< the value of WeightInit::constant
+  double scale = 1;             ///< multiplies the initialiser's draw (DeepNorm's beta)
 };
 
 /// A weight's value and the gradient accumulated for it, owned by the engine's store.
@@ -79,6 +80,15 @@ class Ctx {
 struct LayerArgs {
   std::size_t fan_in, fan_out;
   Params params;
+  /// Rows come in sequences of this many consecutive rows (a transformer's tokens; 1
+  /// otherwise). A layer that mixes tokens mixes rows only within a sequence.
+  std::size_t tokens = 1;
+};
+
+/// A number a layer reports about its last forward() for the trace (attention: its entropy).
+struct Measure {
+  std::string name;
+  double value = 0;
 };
 
 /// A layer maps x (batch x fan_in) to y (batch x fan_out). It keeps no state of its own
@@ -114,6 +124,10 @@ class GRADSIM_EXPORT Layer {
   /// Whether a row of y depends on other rows of x (batch norm's statistics over the batch).
   /// Such a layer has no per-example Jacobian, so a spec asking for one (`jacobian`) is refused.
   virtual bool mixes_rows() const { return false; }
+  /// Numbers about the forward() call `ctx` belongs to, recorded in its block's trace
+  /// (LayerTrace.measures, averaged over the block's layers that report one name). Asked after
+  /// the first pass's backward(), before the context is used again.
+  virtual std::vector<Measure> measures(Ctx<T>& /*ctx*/) const { return {}; }
 };
 
 }  // namespace gradsim

@@ -377,6 +377,14 @@ std::vector<CheckResult> check_plugin(const PluginInfo& info, const Registry& re
         }
         for (auto r : check_layer(*layer, 3, 5, fan_out, rng)) r.what += " 5->" + std::to_string(fan_out), out.push_back(r);
       }
+      // Rows in sequences (a transformer's tokens): 2 sequences of 3, where a layer may mix them.
+      std::unique_ptr<Layer<double>> layer;
+      try {
+        layer = make.layer(LayerArgs{4, 4, params, 3});
+      } catch (const std::invalid_argument&) {
+        return out;
+      }
+      for (auto r : check_layer(*layer, 6, 4, 4, rng)) r.what += " in sequences of 3", out.push_back(r);
       return out;
     }
     case Kind::activation: return check_activation(*make.activation(params), 4, 6, rng);

@@ -28,6 +28,23 @@ class ActivationLayer final : public Layer<T> {
   const Activation<T>& act_;
 };
 
+// ReZero's gate: y = g x with g a learnt scalar, starting at 0.
+template <class T>
+class Gate final : public Layer<T> {
+ public:
+  std::vector<WeightDecl> weights() const override {
+    return {{"g", 1, 1, WeightRole::other, 1, 1, WeightInit::constant, 0.0}};
+  }
+  void forward(Ctx<T>& ctx, const Matrix<T>& x, Matrix<T>& y) const override { y = ctx.w(0)(0, 0) * x; }
+  // dx = g dy, dg += <x, dy>.
+  void backward(Ctx<T>& ctx, const Matrix<T>& x, const Matrix<T>&, const Matrix<T>& dy, Matrix<T>& dx) const override {
+    double dot = 0;
+    for (Eigen::Index i = 0; i < x.size(); ++i) dot += to_double(x(i)) * to_double(dy(i));
+    ctx.dw(0)(0, 0) += T(dot);
+    dx = ctx.w(0)(0, 0) * dy;
+  }
+};
+
 // Runs make(); a plugin's exception becomes a SpecError at `field`, naming the plugin.
 template <class F>
 auto attempt(const std::string& field, const std::string& name, F&& make) {
@@ -75,6 +92,7 @@ class Builder {
     }));
     const Layer<T>& act = own(std::make_unique<ActivationLayer<T>>(*n_.activations.back()));
     if (!net.recurrent().cell().name().empty()) return build_recurrent();
+    if (net.transformer().arrangement() != v1::Transformer::ARRANGEMENT_UNSPECIFIED) return build_transformer(act);
 
     // The nodes, block by block (see mitigation.hpp for the sites).
     std::optional<Use> tied;  // network.tie_weights: block 0's layer and weights, for every block
@@ -152,6 +170,86 @@ class Builder {
       n_.block_end[t] = n_.nodes.size();
     }
     return finish();
+  }
+
+  // Block l's sub-layers, attention and MLP, are blocks 2l and 2l+1 of the record (l with
+  // attention_only), each F wrapped as the arrangement says (proto: Transformer).
+  Network<T> build_transformer(const Layer<T>& act) {
+    const auto& net = spec_.network();
+    const auto& tr = net.transformer();
+    const std::size_t depth = net.depth(), width = net.width(), hidden = tr.mlp_ratio() * width;
+    n_.tokens = tr.tokens(), n_.batch = std::size_t(spec_.batch()) * tr.tokens();
+    for (std::size_t k = 0; k < n_.mitigations.size(); ++k) {
+      bool inserts = bool(n_.mitigations[k]->shortcut(depth));
+      for (Site site : {Site::segment_in, Site::pre_activation, Site::post_activation, Site::segment_out})
+        inserts = inserts || n_.mitigations[k]->insert(site, 0, width, depth);
+      if (inserts)
+        throw SpecError(field(int(k)), "network.transformer.arrangement places the shortcuts and norms; drop \"" +
+                                           spec_.mitigations(int(k)).name() + "\" (clipping and loss scaling work)");
+    }
+    const auto arrangement = tr.arrangement();
+    const double scale = arrangement == v1::Transformer::DEEPNORM || arrangement == v1::Transformer::REZERO ? 1 : tr.scale();
+    const std::size_t per_block = tr.attention_only() ? 1 : 2;
+    n_.block_end.resize(depth * per_block);
+    for (std::size_t l = 0; l < depth; ++l)
+      for (std::size_t part = 0; part < per_block; ++part) {
+        const std::size_t b = l * per_block + part;
+        const std::size_t x = n_.nodes.size();  // the value the sub-layer reads
+        if (arrangement == v1::Transformer::PRE_LN) norm(b);
+        const std::size_t first_weight = n_.weights.size();
+        if (part == 0) {
+          const auto* info = registry_.get(Kind::layer, "attention").info;
+          Params p = defaults_of(info->params);
+          p.set("heads", {double(tr.heads()), ""}), p.set("causal", {double(tr.causal()), ""});
+          auto layer = attempt("network.transformer", "attention", [&] {
+            return info->template make<T>().layer(LayerArgs{width, width, p, tr.tokens()});
+          });
+          add(new_use(std::move(layer), "attention", b, width, width, "network.transformer"), b, true);
+        } else {
+          add(spec_layer(b, width, hidden), b, true);
+          add(Use{&act, net.activation().name(), {}, hidden, hidden}, b);
+          add(spec_layer(b, hidden, width), b);
+        }
+        if (arrangement == v1::Transformer::DEEPNORM)  // Wv, Wo and the MLP's weights: times beta
+          for (std::size_t k = first_weight; k < n_.weights.size(); ++k) {
+            auto& d = n_.weights[k].decl;
+            if (d.role == WeightRole::weight && d.name != "Wq" && d.name != "Wk") d.scale *= tr.beta();
+          }
+        if (arrangement == v1::Transformer::REZERO)
+          add(new_use(std::make_unique<Gate<T>>(), "rezero", b, width, width, "network.transformer"), b);
+        if (arrangement != v1::Transformer::PLAIN) {
+          typename Network<T>::Node m;
+          m.block = b, m.skip_from = x, m.alpha = scale;
+          if (arrangement == v1::Transformer::DEEPNORM) m.skip_scale = tr.alpha();
+          n_.nodes.push_back(std::move(m));
+        }
+        if (arrangement == v1::Transformer::POST_LN || arrangement == v1::Transformer::DEEPNORM) norm(b);
+        if (arrangement == v1::Transformer::PRE_LN && b + 1 == n_.block_end.size()) norm(b);  // the final norm
+        n_.block_end[b] = n_.nodes.size();
+      }
+    return finish();
+  }
+
+  // The spec's layer (the MLP's), fan_in -> fan_out, in block b.
+  Use spec_layer(std::size_t b, std::size_t fan_in, std::size_t fan_out) {
+    const auto& ref = spec_.network().layer();
+    auto layer = attempt("network.layer.name", ref.name(), [&] {
+      return registry_.get(Kind::layer, ref.name()).info->template make<T>().layer(
+          LayerArgs{fan_in, fan_out, params_of(ref), spec_.network().transformer().tokens()});
+    });
+    return new_use(std::move(layer), ref.name(), b, fan_in, fan_out, "network.layer.name");
+  }
+
+  // A layer norm (the layer_norm plugin's, affine, eps 1e-5) in block b.
+  void norm(std::size_t b) {
+    const auto* info = registry_.get(Kind::mitigation, "layer_norm").info;
+    Params p = defaults_of(info->params);
+    p.set("placement", {0, "residual_post"});
+    const std::size_t width = n_.width;
+    auto layer = attempt("network.transformer", "layer_norm", [&] {
+      return info->template make<T>().mitigation(p)->insert(Site::segment_out, b, width, n_.block_end.size());
+    });
+    add(new_use(std::move(layer), "layer_norm", b, width, width, "network.transformer"), b);
   }
 
   // The task's read-out (after the last block's end: the records are the network's), the
@@ -274,7 +372,9 @@ double jacobian_bytes(const v1::SimSpec& spec) {
 }  // namespace
 
 std::uint64_t estimate_record_bytes(const v1::SimSpec& spec) {
-  const double depth = spec.network().depth(), mitigations = spec.mitigations_size();
+  // Records: a transformer's sub-layers are its blocks.
+  const double depth = spec.network().depth() * (spec.network().has_transformer() ? 2 : 1),
+               mitigations = spec.mitigations_size();
   // A LayerTrace is 5 TensorStats of about 90 bytes; a StepTrace about 60 bytes; a hook
   // event about 60 bytes, and a per-block hook fires once per block and step.
   const double steps = std::max<std::uint32_t>(1, spec.train().steps());
@@ -286,6 +386,18 @@ std::uint64_t estimate_record_bytes(const v1::SimSpec& spec) {
 
 std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
   const auto& net = spec.network();
+  if (net.has_transformer()) {  // rows = sequences x tokens; per sub-layer about 6 values of up to the MLP's width
+    const auto& tr = net.transformer();
+    const double rows = double(spec.batch()) * tr.tokens(), width = net.width(), depth = net.depth();
+    const double hidden = std::max<double>(1, tr.mlp_ratio()) * width;
+    const double scalar = spec.dtype() == v1::FLOAT32 ? 4 : spec.dtype() == v1::FLOAT64 || spec.dtype() == 0 ? 8 : 2;
+    const double values = depth * 2 * 6 * rows * hidden * scalar;
+    const double saved = depth * (4 * rows * width + rows * tr.heads() * tr.tokens()) * scalar * 2;
+    const double weights = depth * (4 + 2 * tr.mlp_ratio()) * width * width * ((spec.train().steps() ? 4 : 2) * scalar + 8);
+    const double steps = std::max<std::uint32_t>(1, spec.train().steps());
+    return std::uint64_t(values + saved + weights + depth * 2 * (20 * 700 + 2000) + steps * 400 +
+                         double(estimate_record_bytes(spec)) + 1e6);
+  }
   const double depth = net.depth(), width = net.width();
   const bool recurrent = !net.recurrent().cell().name().empty();
   const double layers = std::max<std::uint32_t>(1, net.recurrent().layers());

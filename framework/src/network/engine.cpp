@@ -75,12 +75,12 @@ Engine<T>::Engine(const v1::SimSpec& spec, Network<T> net, Deadline deadline)
     if (const auto std = d.init == WeightInit::initializer ? net_.init->normal_std(d.role, d.fan_in, d.fan_out)
                                                            : std::nullopt) {
       value.resize(rows, cols);
-      rng.fill_normal(value, *std);
+      rng.fill_normal(value, *std * d.scale);
     } else {
       Matrix<double> w(rows, cols);  // a fresh one: Eigen frees before it allocates a new size
       switch (d.init) {
         case WeightInit::constant: w.setConstant(d.constant); break;
-        case WeightInit::initializer: net_.init->fill(d.role, d.fan_in, d.fan_out, w, rng); break;
+        case WeightInit::initializer: net_.init->fill(d.role, d.fan_in, d.fan_out, w, rng), w *= d.scale; break;
         case WeightInit::layer: slot.owner->init_weight(slot.index, w, rng); break;
       }
       if (w.rows() != rows || w.cols() != cols)
@@ -163,6 +163,8 @@ T Engine<T>::forward() {
     } else if (n.projection) {  // y = P(x_s) + alpha * F(x_s)
       apply(*n.projection, proj_ctx_[j], values_[n.skip_from], projected_[j]);
       values_[j + 1] = projected_[j] + T(n.alpha) * values_[j];
+    } else if (n.skip_scale != 1) {
+      values_[j + 1] = T(n.skip_scale) * values_[n.skip_from] + T(n.alpha) * values_[j];
     } else {
       values_[j + 1] = values_[n.skip_from] + T(n.alpha) * values_[j];
     }
@@ -191,6 +193,7 @@ bool Engine<T>::backward() {
     }
     if (!n.use) {  // y = P(x_s) + alpha * F:  dF = alpha dy,  dx_s += P^T dy
       if (n.projection) apply_backward(*n.projection, proj_ctx_[j], values_[n.skip_from], projected_[j], d_, skip_grad_);
+      else if (n.skip_scale != 1) skip_grad_ = T(n.skip_scale) * d_;
       else skip_grad_ = d_;
       d_ *= T(n.alpha);
       pending = n.skip_from;
@@ -345,10 +348,25 @@ double pair_correlation(const Matrix<T>& x) {
     }
   return xy / std::sqrt(xx * yy);
 }
+
+
+// ||X - 1 xbar^T||_F / ||X||_F within each sequence of `tokens` rows (xbar its mean row),
+// pooled over the sequences, in float64.
+template <class T>
+double rank_collapse(const Matrix<T>& x, std::size_t tokens) {
+  const Eigen::Index t = Eigen::Index(tokens);
+  double off = 0, all = 0;
+  for (Eigen::Index b = 0; b + t <= x.rows(); b += t) {
+    const Matrix<double> s = x.middleRows(b, t).template cast<double>();
+    const Eigen::RowVectorXd mean = s.colwise().mean();
+    off += (s.rowwise() - mean).squaredNorm(), all += s.squaredNorm();
+  }
+  return std::sqrt(off / all);
+}
 }  // namespace
 
 template <class T>
-void Engine<T>::record(v1::SimTrace& out) const {
+void Engine<T>::record(v1::SimTrace& out) {
   out.set_loss(to_double(loss_value_));
   out.set_input_grad_norm(stats_of(dx_).norm());
   std::vector<std::vector<const WeightRef<T>*>> by_block(blocks_.size());
@@ -379,6 +397,15 @@ void Engine<T>::record(v1::SimTrace& out) const {
     l.set_pre_activation_sq(norm * norm / double(h.size()));
     if (spec_.input().has_correlation()) l.set_pair_correlation(pair_correlation(h));
   }
+  for (std::size_t j = 0; j < net_.nodes.size(); ++j)  // what the layers report about this pass
+    if (const auto& n = net_.nodes[j]; n.use && n.block < blocks_.size())
+      for (const auto& m : n.use->layer->measures(ctx_[j])) {
+        auto& out_m = *out.mutable_layers(int(n.block))->add_measures();
+        out_m.set_name(m.name), out_m.set_value(m.value);
+      }
+  if (net_.tokens > 1)
+    for (std::size_t i = 0; i < blocks_.size(); ++i)
+      out.mutable_layers(int(i))->set_rank_collapse(rank_collapse(values_[net_.block_end[i]], net_.tokens));
   for (std::size_t i = blocks_.size(); i-- > 0;) {  // the order the gradient travels
     const auto& g = blocks_[i].grad;
     if (g.nonfinite() && !out.has_grad_overflow_layer()) out.set_grad_overflow_layer(std::uint32_t(i));

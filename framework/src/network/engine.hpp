@@ -47,8 +47,9 @@ class Engine {
   /// running the mitigations' hooks, and unscales the weight gradients. Returns whether a
   /// weight gradient is inf or NaN (before param_grads hooks).
   bool backward();
-  /// Writes the last pass's per-block records into `out`.
-  void record(v1::SimTrace& out) const;
+  /// Writes the last pass's per-block records into `out` (with what the layers report about
+  /// it: Layer::measures).
+  void record(v1::SimTrace& out);
 
   /// The singular values of the Jacobians spec.jacobian() asks for (jacobian.cpp): dy/dx of
   /// input rows 0 .. samples-1 at the values of the last forward(), and with per_block the

@@ -38,9 +38,11 @@ struct Network {
     std::optional<Use> use;  ///< a layer; empty for a residual merge
     std::size_t block = 0;
     bool main = false;  ///< the spec's layer of the block: its output is h
-    // A residual merge: value[j+1] = P(value[skip_from]) + alpha * value[j].
+    // A residual merge: value[j+1] = P(value[skip_from]) + alpha * value[j], the shortcut times
+    // skip_scale (DeepNorm's alpha; 1 elsewhere: transformers only, which have no Jacobian
+    // spectra or theory).
     std::size_t skip_from = 0;
-    double alpha = 1;
+    double alpha = 1, skip_scale = 1;
     std::optional<Use> projection;  ///< P where widths differ, else the identity
   };
   /// A weight of the network: declared by `owner` (weight `index` of its declarations), in
@@ -63,6 +65,7 @@ struct Network {
   std::unique_ptr<Optimizer<T>> optimizer;  ///< with train.steps
   std::shared_ptr<TeacherNet> teacher;      ///< with a TEACHER task
   std::size_t batch = 0, input_width = 0, width = 0;
+  std::size_t tokens = 1;  ///< rows per sequence (a transformer's); batch counts rows
 };
 
 /// A TEACHER task's network (built in float64 from its own spec, teacher_spec()).

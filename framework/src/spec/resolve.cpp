@@ -97,6 +97,55 @@ void resolve_plugin(v1::PluginRef& ref, Kind kind, const std::string& where,
 
 void resolve_train(v1::SimSpec& sim, const Registry& registry);
 
+namespace {
+void resolve_transformer(v1::SimSpec& sim) {
+  auto& net = *sim.mutable_network();
+  auto& tr = *net.mutable_transformer();
+  if (!v1::Transformer::Arrangement_IsValid(tr.arrangement()))
+    throw SpecError("network.transformer.arrangement",
+                    "network.transformer.arrangement must be PLAIN, RESIDUAL, POST_LN, PRE_LN, DEEPNORM or REZERO");
+  if (!net.recurrent().cell().name().empty())
+    throw SpecError("network.transformer", "a network is a transformer or recurrent, not both; drop one");
+  for (auto [on, what] : {std::pair{net.tie_weights(), "tie_weights"}, {net.linear_readout(), "linear_readout"},
+                          {net.activation_first(), "activation_first"}})
+    if (on)
+      throw SpecError("network." + std::string(what), "network." + std::string(what) +
+                                                          " shapes feed-forward blocks; a transformer's arrangement "
+                                                          "shapes its own: drop it");
+  if (net.input_width() != net.width())
+    throw SpecError("network.input_width", "a transformer keeps its width from the input on (its shortcuts add "
+                                           "the input); make input_width equal width, or leave it out");
+  if (tr.tokens() == 0) tr.set_tokens(16);
+  if (tr.heads() == 0) tr.set_heads(1);
+  if (net.width() % tr.heads())
+    throw SpecError("network.transformer.heads", std::to_string(tr.heads()) + " heads do not divide the width " +
+                                                     std::to_string(net.width()) + "; each head takes width / heads features");
+  if (tr.mlp_ratio() == 0) tr.set_mlp_ratio(4);
+  const bool deepnorm = tr.arrangement() == v1::Transformer::DEEPNORM;
+  const bool scaled = tr.arrangement() == v1::Transformer::RESIDUAL || tr.arrangement() == v1::Transformer::POST_LN ||
+                      tr.arrangement() == v1::Transformer::PRE_LN;
+  if (tr.scale() != 0 && !scaled)
+    throw SpecError("network.transformer.scale", "scale multiplies the branch of RESIDUAL, POST_LN and PRE_LN; "
+                                                 "DEEPNORM has alpha and beta, REZERO a learnt gate, PLAIN no shortcut");
+  if (scaled && tr.scale() == 0) tr.set_scale(1);
+  if (!deepnorm && (tr.alpha() != 0 || tr.beta() != 0))
+    throw SpecError("network.transformer.alpha", "alpha and beta are DEEPNORM's; drop them or set arrangement: DEEPNORM");
+  // Wang et al. 2022, encoder-only: alpha = (2N)^(1/4), beta = (8N)^(-1/4).
+  if (deepnorm && tr.alpha() == 0) tr.set_alpha(std::pow(2.0 * net.depth(), 0.25));
+  if (deepnorm && tr.beta() == 0) tr.set_beta(std::pow(8.0 * net.depth(), -0.25));
+  for (auto [v, what] : {std::pair{tr.scale(), "scale"}, {tr.alpha(), "alpha"}, {tr.beta(), "beta"}})
+    if (!(v >= 0 && std::isfinite(v)))
+      throw SpecError("network.transformer." + std::string(what), "network.transformer." + std::string(what) +
+                                                                      " must be a finite number >= 0");
+  if (sim.input().has_correlation())
+    throw SpecError("input.correlation", "input.correlation pairs rows, and a transformer's rows are tokens of "
+                                         "sequences; drop it");
+  if (sim.train().task().kind() != v1::Task::KIND_UNSPECIFIED)
+    throw SpecError("train.task", "training tasks for transformers (next-token prediction) are not built yet; train "
+                                  "without a task (steps on the spec's batch) or drop the transformer");
+}
+}  // namespace
+
 void resolve(v1::SimSpec& sim, const Registry& registry) {
   auto& net = *sim.mutable_network();
   if (net.depth() < 1) throw SpecError("network.depth", "network.depth must be at least 1");
@@ -108,6 +157,8 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
   if (!v1::DType_IsValid(sim.dtype()))
     throw SpecError("dtype", "dtype " + std::to_string(int(sim.dtype())) +
                                  " is not a format; use FLOAT64, FLOAT32, BFLOAT16 or FLOAT16");
+  const bool transformer = net.transformer().arrangement() != v1::Transformer::ARRANGEMENT_UNSPECIFIED;
+  if (transformer && net.activation().name().empty()) net.mutable_activation()->set_name("gelu");  // the MLP's
   resolve_plugin(*net.mutable_layer(), Kind::layer, "network.layer", "dense", registry);
   resolve_plugin(*net.mutable_activation(), Kind::activation, "network.activation", "linear", registry);
   resolve_plugin(*sim.mutable_init(), Kind::initializer, "init", "gaussian", registry);
@@ -144,6 +195,8 @@ void resolve(v1::SimSpec& sim, const Registry& registry) {
       throw SpecError("network.recurrent.input_variance", "with train.task a recurrent network reads the task's input as "
                                                           "its initial state and its x_t are zero; drop input_variance");
   }
+  if (transformer) resolve_transformer(sim);
+  else net.clear_transformer();  // (a record without one keeps no empty transformer {})
   auto& in = *sim.mutable_input();
   if (in.variance() == 0) in.set_variance(1);
   if (!(in.variance() > 0 && std::isfinite(in.variance())))

@@ -210,6 +210,12 @@ Validation validate_with(const SpecFile& spec, const Registry& registry,
     if (!sim.loss().name().empty()) out.plugins.insert({Kind::loss, sim.loss().name()});
     if (!sim.train().optimizer().name().empty()) out.plugins.insert({Kind::optimizer, sim.train().optimizer().name()});
     if (sim.train().has_task()) out.plugins.insert({Kind::layer, "dense"});  // the read-out
+    if (net.has_transformer()) {
+      out.plugins.insert({Kind::layer, "attention"});
+      const auto a = net.transformer().arrangement();
+      if (a == v1::Transformer::POST_LN || a == v1::Transformer::PRE_LN || a == v1::Transformer::DEEPNORM)
+        out.plugins.insert({Kind::mitigation, "layer_norm"});
+    }
     if (const auto& t = sim.train().task(); t.kind() == v1::Task::TEACHER) {
       out.plugins.insert({Kind::loss, "linear_probe"});
       out.plugins.insert({Kind::layer, t.teacher().layer().name()});

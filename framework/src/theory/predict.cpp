@@ -21,6 +21,8 @@ std::string uncovered(const v1::SimSpec& spec, const Network<double>& net) {
   const auto& n = spec.network();
   if (!n.recurrent().cell().name().empty())
     return "network.recurrent: a recurrent network (theory here covers feed-forward stacks)";
+  if (n.has_transformer())
+    return "network.transformer: attention mixes tokens (theory here covers feed-forward stacks of one row each)";
   if (n.tie_weights())
     return "network.tie_weights: one weight shared by every block (theory assumes independent weights per layer)";
   if (n.layer().name() != "dense")
