@@ -96,5 +96,23 @@ TEST(TransformerSims, RankCollapsesWithoutShortcutsOnly) {
   }
 }
 
+// sims/transformer_warmup.textproto: next-token prediction, 12 blocks, Adam at 1e-3: post-LN
+// without warm-up, post-LN with 100 warm-up steps, pre-LN without.
+TEST(TransformerSims, PostLnNeedsWarmUpAndPreLnDoesNot) {
+#if defined(GRADSIM_SANITIZED)
+  GTEST_SKIP() << "three 300-step transformer trainings take minutes under the sanitizers; Training.* and "
+                  "Transformer.* run the code there";
+#endif
+  const auto ts = test::run_sim("transformer_warmup.textproto");
+  ASSERT_EQ(ts.size(), 3u);
+  EXPECT_EQ(ts[0].verdict(), v1::DID_NOT_TRAIN);
+  EXPECT_EQ(ts[1].verdict(), v1::TRAINED);
+  EXPECT_EQ(ts[2].verdict(), v1::TRAINED);
+  const auto score = [](const v1::SimTrace& t) { return t.evaluations(t.evaluations_size() - 1).score(); };
+  EXPECT_GT(score(ts[0]), 0.9);                  // stalled at the context-free predictor
+  EXPECT_LT(score(ts[2]), score(ts[1]) + 0.02);  // pre-LN without warm-up as good as post-LN with
+  for (const auto& t : ts) EXPECT_GT(t.evaluations(0).score(), 0.95);  // all start from guessing
+}
+
 }  // namespace
 }  // namespace gradsim

@@ -56,6 +56,22 @@ TEST(Transformer, EveryArrangementMatchesFiniteDifferences) {
     }
 }
 
+// The next-token task's loss (cross-entropy at every row, through the read-out) against central
+// differences, and its batches: whole sequences, each row's target the next token.
+TEST(Transformer, NextTokenTaskMatchesFiniteDifferences) {
+  Engine<double> engine(resolved("base { network { depth: 1 width: 4 transformer { arrangement: PRE_LN tokens: 3 "
+                                 "heads: 2 causal: true } } batch: 2 train { steps: 1 task { kind: NEXT_TOKEN outputs: 5 } } }"),
+                        test::builtins());
+  ASSERT_EQ(engine.input().rows(), 6);  // 2 sequences of 3 tokens
+  engine.forward();
+  engine.backward();
+  for (auto& p : engine.weights()) {
+    const Matrix<double> analytic = *p.grad;
+    EXPECT_LT(relative_error(analytic, numeric_gradient([&] { return engine.forward(); }, *p.value)), 1e-6)
+        << p.name << " of block " << p.block;
+  }
+}
+
 v1::SimTrace run(const std::string& text) {
   v1::SimTrace t;
   simulate(resolved(text), test::builtins(), t);

@@ -140,9 +140,14 @@ void resolve_transformer(v1::SimSpec& sim) {
   if (sim.input().has_correlation())
     throw SpecError("input.correlation", "input.correlation pairs rows, and a transformer's rows are tokens of "
                                          "sequences; drop it");
-  if (sim.train().task().kind() != v1::Task::KIND_UNSPECIFIED)
-    throw SpecError("train.task", "training tasks for transformers (next-token prediction) are not built yet; train "
-                                  "without a task (steps on the spec's batch) or drop the transformer");
+  if (sim.jacobian().samples())
+    throw SpecError("jacobian.samples", "Jacobian spectra are taken per input row, and attention mixes the tokens of "
+                                        "a sequence (rows have no Jacobian of their own); drop jacobian");
+  if (const auto kind = sim.train().task().kind(); kind == v1::Task::TEACHER || kind == v1::Task::CLUSTERS)
+    throw SpecError("train.task.kind", "a transformer reads sequences of tokens: its task is NEXT_TOKEN");
+  if (sim.train().task().kind() == v1::Task::NEXT_TOKEN && !tr.causal())
+    throw SpecError("network.transformer.causal", "NEXT_TOKEN asks each token for the next one, which attention "
+                                                  "without a causal mask can read; set causal: true");
 }
 }  // namespace
 
@@ -267,7 +272,22 @@ void resolve_train(v1::SimSpec& sim, const Registry& registry) {
     throw SpecError("train.schedule.final_fraction", "train.schedule.final_fraction is where COSINE decays to; set kind: COSINE");
   if (!has_task) return;
   if (!v1::Task::Kind_IsValid(task.kind()))
-    throw SpecError("train.task.kind", "train.task.kind must be TEACHER or CLUSTERS");
+    throw SpecError("train.task.kind", "train.task.kind must be TEACHER, CLUSTERS or NEXT_TOKEN");
+  const bool next_token = task.kind() == v1::Task::NEXT_TOKEN;
+  if (next_token && !sim.network().has_transformer())
+    throw SpecError("train.task.kind", "NEXT_TOKEN predicts the tokens of sequences: it needs network.transformer");
+  if (!next_token && task.sharpness() != 0)
+    throw SpecError("train.task.sharpness", "sharpness is NEXT_TOKEN's; drop it");
+  if (next_token) {
+    if (task.has_teacher() || task.has_teacher_init() || task.noise() != 0 || task.separation() != 0)
+      throw SpecError("train.task.teacher", "teacher, teacher_init, noise and separation are not NEXT_TOKEN's; drop them");
+    if (task.outputs() == 0) task.set_outputs(16);
+    if (task.sharpness() == 0) task.set_sharpness(3);
+    if (task.outputs() < 2)
+      throw SpecError("train.task.outputs", "NEXT_TOKEN needs a vocabulary of at least 2 tokens (train.task.outputs)");
+    if (!positive(task.sharpness()))
+      throw SpecError("train.task.sharpness", "train.task.sharpness must be a positive finite number");
+  }
   if (sim.jacobian().samples())
     throw SpecError("jacobian.samples", "Jacobian spectra are of the network, and a task adds a read-out the loss reads "
                                         "through; run the spectra in a spec without train.task");
@@ -294,7 +314,7 @@ void resolve_train(v1::SimSpec& sim, const Registry& registry) {
       throw SpecError(teacher_path(e.path), e.what());
     }
     *task.mutable_teacher() = t.network(), *task.mutable_teacher_init() = t.init();
-  } else {
+  } else if (!next_token) {
     if (task.has_teacher() || task.has_teacher_init() || task.noise() != 0)
       throw SpecError("train.task.teacher", "teacher, teacher_init and noise are TEACHER's; drop them for CLUSTERS");
     if (task.separation() == 0) task.set_separation(3);

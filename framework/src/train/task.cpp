@@ -19,6 +19,7 @@ Task<T>::Task(const v1::SimSpec& spec, std::size_t input_width, std::shared_ptr<
       outputs_(spec.train().task().outputs()),
       batch_(spec.batch()),
       input_width_(input_width),
+      tokens_(std::max<std::uint32_t>(1, spec.network().transformer().tokens())),
       input_std_(std::sqrt(spec.input().variance())),
       teacher_spec_(std::move(teacher)),
       train_rng_(spec.train().task().seed() ? spec.train().task().seed() : spec.seed(), kTrain) {
@@ -30,9 +31,23 @@ Task<T>::Task(const v1::SimSpec& spec, std::size_t input_width, std::shared_ptr<
     const auto width = Eigen::Index(teacher_->network().width);  // of its output
     projection_.resize(width, Eigen::Index(outputs_));
     fixed.fill_normal(projection_, 1 / std::sqrt(double(width)));
-  } else {
+  } else if (kind_ == v1::Task::CLUSTERS) {
     centres_.resize(Eigen::Index(outputs_), Eigen::Index(input_width));
     fixed.fill_normal(centres_, task.separation() / std::sqrt(double(input_width)));
+  } else {  // NEXT_TOKEN
+    const auto v = Eigen::Index(outputs_);
+    embedding_.resize(v, Eigen::Index(input_width));
+    fixed.fill_normal(embedding_, input_std_);
+    transitions_.resize(v, v);
+    fixed.fill_normal(transitions_, task.sharpness());
+    for (Eigen::Index r = 0; r < v; ++r) {  // softmax, then cumulative
+      const double top = transitions_.row(r).maxCoeff();
+      double sum = 0;
+      for (Eigen::Index c = 0; c < v; ++c) sum += (transitions_(r, c) = std::exp(transitions_(r, c) - top));
+      double run = 0;
+      for (Eigen::Index c = 0; c < v; ++c) transitions_(r, c) = (run += transitions_(r, c) / sum);
+      transitions_(r, v - 1) = 1;
+    }
   }
   Rng held(seed, kHeldOut);
   held_x_.resize(spec.train().eval_batches()), held_t_.resize(held_x_.size());
@@ -63,19 +78,35 @@ Task<T>::~Task() = default;
 
 template <class T>
 void Task<T>::draw(Rng& rng, Matrix<double>& x, Matrix<double>& targets) {
-  x.resize(Eigen::Index(batch_), Eigen::Index(input_width_));
-  rng.fill_normal(x, input_std_);
+  if (kind_ != v1::Task::NEXT_TOKEN) {
+    x.resize(Eigen::Index(batch_), Eigen::Index(input_width_));
+    rng.fill_normal(x, input_std_);
+  }
   if (kind_ == v1::Task::TEACHER) {
     teacher_->input() = x;
     teacher_->forward();
     targets = teacher_->output() * projection_ * scale_;
     add_noise(rng, targets);
-  } else {
+  } else if (kind_ == v1::Task::CLUSTERS) {
     targets.resize(x.rows(), 1);
     for (Eigen::Index r = 0; r < x.rows(); ++r) {
       const auto label = Eigen::Index(rng.next() % outputs_);
       targets(r, 0) = double(label);
       x.row(r) += centres_.row(label);
+    }
+  } else {  // a sequence of tokens_ + 1 tokens per `batch` row group: inputs 0..T-1, targets 1..T
+    const auto t = Eigen::Index(tokens_);
+    x.resize(Eigen::Index(batch_) * t, Eigen::Index(input_width_));
+    targets.resize(x.rows(), 1);
+    for (Eigen::Index b = 0; b < Eigen::Index(batch_); ++b) {
+      auto token = Eigen::Index(rng.next() % outputs_);
+      for (Eigen::Index i = 0; i < t; ++i) {
+        x.row(b * t + i) = embedding_.row(token);
+        const double u = rng.uniform();
+        Eigen::Index next = 0;
+        while (transitions_(token, next) <= u) ++next;
+        targets(b * t + i, 0) = double(token = next);
+      }
     }
   }
 }

@@ -38,7 +38,7 @@ class Task final : public Loss<T> {
   /// The last forward()'s loss in float64, and how many rows it classified correctly.
   double loss() const { return loss_; }
   std::size_t correct() const { return correct_; }
-  bool classification() const { return kind_ == v1::Task::CLUSTERS; }
+  bool classification() const { return kind_ != v1::Task::TEACHER; }
   /// The held-out loss of the trivial predictor (always 0, or uniform): 1 + noise^2 (TEACHER:
   /// targets of unit variance plus the noise) or ln(classes).
   double trivial_loss() const;
@@ -49,11 +49,12 @@ class Task final : public Loss<T> {
   void add_noise(Rng& rng, Matrix<double>& targets) const;
 
   v1::Task::Kind kind_;
-  std::size_t outputs_, batch_, input_width_;
+  std::size_t outputs_, batch_, input_width_, tokens_;
   double input_std_, noise_ = 0, scale_ = 1;
   std::shared_ptr<TeacherNet> teacher_spec_;
   std::unique_ptr<Engine<double>> teacher_;
   Matrix<double> projection_, centres_;
+  Matrix<double> embedding_, transitions_;  // NEXT_TOKEN: a token's input; cumulative probabilities per row
   Rng train_rng_;
   std::vector<Matrix<double>> held_x_, held_t_;
   Matrix<double> t_;                        // the current targets
