@@ -64,8 +64,10 @@ def layers_frame(path):
     weight_grad_norm, bias_grad_norm, pre_activation_sq = the measured length q, and
     output_*/grad_*/act_grad_* statistics), with mean-field theory's predicted_q,
     predicted_output_sq, predicted_grad_norm, and with correlated input pairs pair_correlation
-    and predicted_correlation (NaN where the trace has none). Records written with detail NORMS
-    have NaN statistics; SUMMARY records have no layers (sims_frame has their numbers)."""
+    and predicted_correlation (NaN where the trace has none), in a transformer rank_collapse and
+    one column per measure a layer reports (attention_entropy; NaN in blocks without it).
+    Records written with detail NORMS have NaN statistics; SUMMARY records have no layers
+    (sims_frame has their numbers)."""
     rows = []
     with Traces(path) as tr:
         sweep = tr.header.spec
@@ -78,6 +80,10 @@ def layers_frame(path):
                            weight_grad_norm=l.weight_grad_norm, bias_grad_norm=l.bias_grad_norm,
                            pre_activation_sq=l.pre_activation_sq)
                 row.update({k: getattr(l, k) if l.HasField(k) else math.nan for k in _THEORY})
+                if l.HasField("rank_collapse"):
+                    row["rank_collapse"] = l.rank_collapse
+                for m in l.measures:
+                    row[m.name] = m.value
                 for prefix in ("output", "grad", "act_grad"):
                     stats = _stats(prefix, getattr(l, prefix))
                     if not l.HasField(prefix):  # detail NORMS: not recorded (grad_norm is the layer's own)

@@ -354,7 +354,13 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
   const auto& s = t.spec();
   const auto& rec = s.network().recurrent();
   os << "sim " << t.index() << "  " << s.label() << "  [" << status_text(t) << "]\n";
-  if (rec.cell().name().empty())
+  if (const auto& tr = s.network().transformer(); s.network().has_transformer())
+    os << "  " << s.network().depth() << " transformer blocks, " << v1::Transformer::Arrangement_Name(tr.arrangement())
+       << " (width " << s.network().width() << ", " << tr.heads() << " heads" << (tr.causal() ? " causal" : "")
+       << (tr.attention_only() ? ", attention only" : ", MLP " + std::to_string(tr.mlp_ratio()) + "x " +
+                                                          s.network().activation().name())
+       << "), sequences of " << tr.tokens() << " tokens";
+  else if (rec.cell().name().empty())
     os << "  " << s.network().depth() << " x " << s.network().layer().name() << "(" << s.network().width() << ") + "
        << s.network().activation().name();
   else  // a recurrent network: its blocks are time steps
@@ -403,6 +409,19 @@ void print_trace(std::ostream& os, const v1::SimTrace& t) {
           "spread = log10(max / smallest non-zero)\n";
   print_events(os, t);
   const bool per_block = t.layers_size() && t.layers(0).jacobian_size();
+  if (t.layers_size() && t.layers(0).has_rank_collapse()) {
+    os << "  transformer sub-layers (" << (s.network().transformer().attention_only() ? "attention" : "2l: attention, 2l+1: MLP")
+       << "): rank collapse ||X - mean token|| / ||X|| of the output, attention entropy (nats; uniform ln "
+       << s.network().transformer().tokens() << " = " << fmt("%.3g", std::log(double(s.network().transformer().tokens())))
+       << ")\n  block  rank       entropy\n";
+    for (const auto& l : t.layers()) {
+      double entropy = NAN;
+      for (const auto& m : l.measures())
+        if (m.name() == "attention_entropy") entropy = m.value();
+      os << fmt("  %-5.0f", double(l.index())) << fmt("  %-9.3g", l.rank_collapse())
+         << (std::isnan(entropy) ? "  -" : fmt("  %.3g", entropy)) << '\n';
+    }
+  }
   if (t.layers_size()) os << "  layer  |dL/dh|    " << (theory ? "predicted  " : "") << "|dL/da|    |dL/dW|    |dL/db|    "
      << (theory ? "q          predicted  " : "") << (per_block ? "J spread  " : "")
      << (stats ? "out.mean   out.var    out.zero  nonfinite(out/grad)  grad zero/subnormal" : "(detail NORMS: no statistics)")
