@@ -209,6 +209,18 @@ check(fig is not None and info["cells"] == 6 and info["theory"]
       and info["trained"] == sum(t.verdict == 1 for t in records), f"a trainability cell per point, got {info}")
 check(gradsim.plot.trainability_figure(zpb)[0] is None, "no trainability figure without a task")
 
+# 6d. A transformer: rank collapse and attention entropy per sub-layer in layers_frame.
+xspec = os.path.join(tmp, "x.textproto")
+with open(xspec, "w") as f:
+    f.write('base { network { depth: 2 width: 8 transformer { arrangement: PRE_LN tokens: 4 heads: 2 } } batch: 2 }\n')
+xpb = os.path.join(tmp, "x.pb")
+run("run", "-q", xspec, "-o", xpb)
+xl = gradsim.layers_frame(xpb)
+xt = next(gradsim.read(xpb)[1])
+check(len(xl) == 4 and list(xl.rank_collapse) == [l.rank_collapse for l in xt.layers],
+      "a row per sub-layer with its rank collapse")
+check(list(xl.attention_entropy.isna()) == [False, True, False, True], "attention entropy in the attention rows only")
+
 # 7. gradsim plot runs the package.
 figdir = os.path.join(tmp, "cli_fig")
 out = run("plot", zpb, "-o", figdir)
