@@ -5,7 +5,7 @@
 #include <cfloat>
 #include <random>
 
-#include "../common.hpp"
+#include "simulate.hpp"
 #include "check/gradcheck.hpp"
 #include "network/engine.hpp"
 #include "error.hpp"
@@ -15,19 +15,8 @@
 namespace gradsim {
 namespace {
 
-v1::SimSpec resolved(const std::string& text, const Registry& r = test::builtins(), std::uint64_t index = 0) {
-  auto spec = parse_spec(text, "e.textproto");
-  auto sim = sim_at(spec.sweep, index);
-  resolve(sim, r);
-  return sim;
-}
-
-v1::SimTrace run(const v1::SimSpec& sim, const Registry& r = test::builtins()) {
-  v1::SimTrace t;
-  simulate(sim, r, t);
-  EXPECT_EQ(t.status(), v1::SimTrace::OK) << t.message();
-  return t;
-}
+using test::resolved;
+v1::SimTrace run(const v1::SimSpec& sim, const Registry& r = test::builtins()) { return test::simulated(sim, r); }
 
 // The vectorised statistics against a plain long double pass, for every length modulo the 8
 // lanes and the 256-value blocks, with zeros and float32 subnormals in; counts, extremes exact,

@@ -5,7 +5,7 @@
 
 #include <Eigen/SVD>
 
-#include "../common.hpp"
+#include "simulate.hpp"
 #include "../e2e/run_sims.hpp"
 #include "check/gradcheck.hpp"
 #include "network/engine.hpp"
@@ -15,18 +15,8 @@
 namespace gradsim {
 namespace {
 
-v1::SimSpec resolved(const std::string& text) {
-  auto sim = sim_at(parse_spec(text, "r.textproto").sweep, 0);
-  resolve(sim, test::builtins());
-  return sim;
-}
-
-v1::SimTrace run(const v1::SimSpec& sim) {
-  v1::SimTrace t;
-  simulate(sim, test::builtins(), t);
-  EXPECT_EQ(t.status(), v1::SimTrace::OK) << t.message();
-  return t;
-}
+using test::resolved;
+v1::SimTrace run(const v1::SimSpec& sim) { return test::simulated(sim); }
 
 std::string rnn(const std::string& cell, int steps, const std::string& more = "") {
   return "base { network { depth: " + std::to_string(steps) + " width: 4 activation { name: \"tanh\" } recurrent { cell { name: \"" +

@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "../common.hpp"
+#include "simulate.hpp"
 #include "check/gradcheck.hpp"
 #include "error.hpp"
 #include "network/engine.hpp"
@@ -96,18 +96,8 @@ TEST(Optimizers, ScheduleWarmsUpAndDecays) {
   EXPECT_DOUBLE_EQ(scheduled_lr(train, 9), 2);
 }
 
-v1::SimSpec resolved(const std::string& text) {
-  auto sim = sim_at(parse_spec(text, "t.textproto").sweep, 0);
-  resolve(sim, test::builtins());
-  return sim;
-}
-
-v1::SimTrace run(const std::string& text) {
-  v1::SimTrace t;
-  simulate(resolved(text), test::builtins(), t);
-  EXPECT_EQ(t.status(), v1::SimTrace::OK) << t.message();
-  return t;
-}
+using test::resolved;
+v1::SimTrace run(const std::string& text) { return test::simulated(resolved(text)); }
 
 // dL/dw and dL/dx of a whole network under each task's loss (read-out included) against
 // central differences.

@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "../common.hpp"
+#include "simulate.hpp"
 #include "check/gradcheck.hpp"
 #include "network/engine.hpp"
 #include "spec/spec.hpp"
@@ -13,11 +13,7 @@
 namespace gradsim {
 namespace {
 
-v1::SimSpec resolved(const std::string& text) {
-  auto sim = sim_at(parse_spec(text, "t.textproto").sweep, 0);
-  resolve(sim, test::builtins());
-  return sim;
-}
+using test::resolved;
 
 std::string transformer(const std::string& arrangement, const std::string& more = "", int depth = 2) {
   return "base { network { depth: " + std::to_string(depth) + " width: 4 transformer { arrangement: " + arrangement +
@@ -72,12 +68,7 @@ TEST(Transformer, NextTokenTaskMatchesFiniteDifferences) {
   }
 }
 
-v1::SimTrace run(const std::string& text) {
-  v1::SimTrace t;
-  simulate(resolved(text), test::builtins(), t);
-  EXPECT_EQ(t.status(), v1::SimTrace::OK) << t.message();
-  return t;
-}
+v1::SimTrace run(const std::string& text) { return test::simulated(resolved(text)); }
 
 double measure(const v1::LayerTrace& l, const std::string& name) {
   for (const auto& m : l.measures())
