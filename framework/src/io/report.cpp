@@ -134,7 +134,7 @@ void RunSummary::print(std::ostream& os) const {
          << "  " << (g.label.empty() ? "(base)" : g.label) << '\n';
     }
     os << "score: the last held-out loss / the trivial predictor's (TEACHER: the targets' variance; CLUSTERS: "
-          "ln classes); trained: score <= train.trained_below; diverged: an inf or NaN loss or weight\n";
+          "ln classes; NEXT_TOKEN: ln tokens); trained: score <= train.trained_below; diverged: an inf or NaN loss or weight\n";
   }
   std::size_t depth = 0;
   for (const auto& c : columns_) depth = std::max(depth, c.grad_norms.size());
