@@ -20,6 +20,13 @@
 #endif
 #endif
 
+/// Skips the rest of a test in a sanitizer build, saying why (a statement: GRADSIM_SKIP_IF_SANITIZED("...");).
+#if defined(GRADSIM_SANITIZED)
+#define GRADSIM_SKIP_IF_SANITIZED(why) GTEST_SKIP() << why
+#else
+#define GRADSIM_SKIP_IF_SANITIZED(why) static_cast<void>(0)
+#endif
+
 namespace gradsim::test {
 
 /// What a shell command printed (stdout and stderr together) and its exit status (-1 if a

@@ -240,10 +240,8 @@ TEST_F(Sweep, ProgressLineOnlyWhenAskedOutsideATerminal) {
 // Peak memory of a run must not grow with the number of simulations: 100 and 2000 replicas
 // of the same small network, compared through the kernel's maximum resident set size.
 TEST_F(Sweep, MemoryStaysFlatInSweepLength) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "sanitizers keep freed memory in quarantine, so peak RSS grows with any allocation "
-                  "count; LeakSanitizer checks for leaks in those builds instead";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("sanitizers keep freed memory in quarantine, so peak RSS grows with any allocation "
+                              "count; LeakSanitizer checks for leaks in those builds instead");
   auto peak_kib = [&](int replicas) {
     std::ofstream(path("r.textproto")) << "replicas: " << replicas << " base { network { depth: 12 width: 64 } batch: 32 }";
     const pid_t pid = start({"run", path("r.textproto"), "-o", path("t.pb")}, path("log"));
@@ -281,9 +279,7 @@ namespace {
 // equal to a run that never ran short. (Before: a FAILED record, depending on the thread
 // count, which --resume kept.) The memory is limited with `ulimit -v` for the first run.
 TEST_F(Sweep, OutOfMemoryStopsTheRunAndResumeFinishesIt) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "sanitizers reserve more address space than any ulimit -v leaves";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("sanitizers reserve more address space than any ulimit -v leaves");
   std::ofstream(path("m.textproto")) << "base { network { depth: 4 width: 8 } batch: 8 }\n"
                                         "axis { path: \"network.width\" numbers: [8, 8, 4000, 8] }\n";
   ASSERT_EQ(sh("run -q " + path("m.textproto") + " -o " + path("full.pb")).code, 0);
@@ -307,9 +303,7 @@ TEST_F(Sweep, OutOfMemoryStopsTheRunAndResumeFinishesIt) {
 // extra peak memory of a run over a trivial one stays below the estimate. Among the cases, the
 // one the old estimate got 46x wrong (very deep and narrow) and a long training run.
 TEST_F(Sweep, MemoryEstimateIsAnUpperBound) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "sanitizers add their own memory (shadow, quarantine) to every allocation";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("sanitizers add their own memory (shadow, quarantine) to every allocation");
   auto peak_kib = [&](const std::string& spec) {
     std::ofstream(path("e.textproto")) << spec;
     const pid_t pid = start({"run", "-q", path("e.textproto"), "-o", path("e.pb")}, path("log"));

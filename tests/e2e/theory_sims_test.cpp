@@ -94,10 +94,8 @@ TEST(TheorySims, EdgeOfChaosSpecChangesSignWhereTheorySays) {
 // draws fresh weights gives 0.0872), so the test allows 0.0015 below theory and checks that
 // the measurement still tells the finite batch from the infinite one and the two orders apart.
 TEST(TheorySims, BatchNormGrowthMatchesFiniteBatchTheory) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "48 simulations of 100 x 512 take minutes under the sanitizers; the statistics are "
-                  "the Release suite's job, and batch norm and theory's code run under them elsewhere";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("48 simulations of 100 x 512 take minutes under the sanitizers; the statistics are "
+                              "the Release suite's job, and batch norm and theory's code run under them elsewhere");
   const auto ts = test::run_sim("batch_norm.textproto");
   const auto* info = test::builtins().get(Kind::activation, "relu").info;
   const auto act = info->make<double>().activation(defaults_of(info->params));

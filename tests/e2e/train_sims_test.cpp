@@ -22,10 +22,8 @@ namespace {
 // bound. The bound is not loose: cells train at more than half of it ((40, 1.25) at 40 of 41
 // layers, (80, 1.5) at 80 of 95).
 TEST(TrainSims, TrainabilityFollowsTheCorrelationDepthScale) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "32 training runs of up to 80 blocks x 800 steps take minutes under the sanitizers; the "
-                  "training code runs under them in Training.*";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("32 training runs of up to 80 blocks x 800 steps take minutes under the sanitizers; the "
+                              "training code runs under them in Training.*");
   const auto ts = test::run_sim("trainability.textproto");
   ASSERT_EQ(ts.size(), 32u);
   const auto tanh = test::builtins().get(Kind::activation, "tanh").info->make<double>().activation({});
@@ -70,10 +68,8 @@ TEST(TrainSims, TrainabilityFollowsTheCorrelationDepthScale) {
 
 // sims/mitigations_train.textproto: depth-100 relu, four arrangements x learning rates 0.01, 0.1.
 TEST(TrainSims, RemediesMakeADeepReluNetworkTrain) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "8 runs of 500 steps through 100 blocks take over ten minutes under the sanitizers; residual, "
-                  "norms, clipping and loss scaling run there in Engine.*, Clipping.*, LossScale.* and Training.*";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("8 runs of 500 steps through 100 blocks take over ten minutes under the sanitizers; residual, "
+                              "norms, clipping and loss scaling run there in Engine.*, Clipping.*, LossScale.* and Training.*");
   const auto ts = test::run_sim("mitigations_train.textproto");
   ASSERT_EQ(ts.size(), 8u);
   auto verdict = [&](int arrangement, int lr) { return ts[std::size_t(2 * arrangement + lr)].verdict(); };

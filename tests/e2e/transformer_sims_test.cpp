@@ -60,10 +60,8 @@ TEST(TransformerSims, PostLnAgainstPreLnAsXiongEtAlReport) {
 
 // sims/deepnorm.textproto: POST_LN, DEEPNORM, PRE_LN x float32, float16 x 3 seeds, 200 blocks.
 TEST(TransformerSims, DeepNormKeepsHundredsOfBlocksLevel) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "18 networks of 400 sub-layers with full statistics take minutes under the sanitizers; "
-                  "DEEPNORM runs there in Transformer.EveryArrangementMatchesFiniteDifferences";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("18 networks of 400 sub-layers with full statistics take minutes under the sanitizers; "
+                              "DEEPNORM runs there in Transformer.EveryArrangementMatchesFiniteDifferences");
   const auto ts = test::run_sim("deepnorm.textproto");
   ASSERT_EQ(ts.size(), 18u);
   auto at = [&](int arrangement, int format, int seed) -> const v1::SimTrace& { return ts[std::size_t((arrangement * 2 + format) * 3 + seed)]; };
@@ -112,10 +110,8 @@ TEST(TransformerSims, RankCollapsesWithoutShortcutsOnly) {
 // sims/transformer_warmup.textproto: next-token prediction, 12 blocks, Adam at 1e-3: post-LN
 // without warm-up, post-LN with 100 warm-up steps, pre-LN without.
 TEST(TransformerSims, PostLnNeedsWarmUpAndPreLnDoesNot) {
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "three 300-step transformer trainings take minutes under the sanitizers; Training.* and "
-                  "Transformer.* run the code there";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("three 300-step transformer trainings take minutes under the sanitizers; Training.* and "
+                              "Transformer.* run the code there");
   const auto ts = test::run_sim("transformer_warmup.textproto");
   ASSERT_EQ(ts.size(), 3u);
   EXPECT_EQ(ts[0].verdict(), v1::DID_NOT_TRAIN);

@@ -194,10 +194,8 @@ TEST(Theory, BatchNormGrowthAtFiniteBatch) {
     const auto e = batch_norm_growth(lin.phi, b, true, 1, 0, 1 << 12);
     EXPECT_NEAR(e.value, (double(b) - 2) / (double(b) - 3), 1e-12) << b;
   }
-#if defined(GRADSIM_SANITIZED)
-  GTEST_SKIP() << "the Monte Carlo statistics below take half a minute under the sanitizers; the exact "
-                  "linear case above runs the same code";
-#endif
+  GRADSIM_SKIP_IF_SANITIZED("the Monte Carlo statistics below take half a minute under the sanitizers; the exact "
+                              "linear case above runs the same code");
   const double inf = M_PI / (M_PI - 1);
   for (bool before : {true, false}) {
     const auto b64 = batch_norm_growth(relu.phi, 64, before), b1024 = batch_norm_growth(relu.phi, 1024, before, 1, 0, 1 << 15);
