@@ -5,13 +5,31 @@
 #   fuzz: the libFuzzer targets of that build (spec parser and validator, axis expansion,
 #         traces reader and resume), each for $GRADSIM_FUZZ_SECONDS (default 30) from the seed
 #         corpus in tests/fuzz/corpus; a crash fails the stage and leaves the input in build-asan/;
-#   tsan: the sweep, CLI and traces tests under ThreadSanitizer (build-tsan/, g++), with
+#   tsan: the sweep, CLI and traces tests under ThreadSanitizer (less the CLI's one-threaded
+#         theory, gradcheck, plugins and inspect commands) (build-tsan/, g++), with
 #         oneTBB's own internals suppressed (tests/tsan.supp; see there what that leaves), and
 #         the MPI runs whose ranks run threads side by side (rank 0's queue and writer, the
 #         other ranks' loops), under mpirun with shared memory only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage=${1:-all}
+
+# A gtest command as $(nproc) processes, each a share of its tests (GTEST_SHARD_INDEX): a
+# sanitized process keeps about one core busy. Each share's output is printed when it ends.
+sharded() {
+  local n i status=0 pids=() logs=()
+  n=$(nproc)
+  for ((i = 0; i < n; i++)); do
+    logs+=("$(mktemp)")
+    GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$i "$@" >"${logs[i]}" 2>&1 &
+    pids+=($!)
+  done
+  for ((i = 0; i < n; i++)); do
+    wait "${pids[i]}" || status=1
+    echo "== share $((i + 1)) of $n"; cat "${logs[i]}"; rm -f "${logs[i]}"
+  done
+  return $status
+}
 bash scripts/deps.sh
 export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1  # cache hits across clones of the repository
 
@@ -23,7 +41,7 @@ fi
 if [[ $stage == asan || $stage == all ]]; then
   # The gtest suite in one process (under ASan each process start costs seconds), with a
   # time limit for the whole; then the tests that are not gtest (install, Python, compile-fail).
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 timeout 2400 ./bin/gradsim_tests --gtest_brief=1 &&
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 sharded timeout 2400 ./bin/gradsim_tests --gtest_brief=1 &&
      ctest --output-on-failure -j "$(nproc)" -R '^(Install|Python|CompileFail)\.')
 fi
 if [[ $stage == fuzz || $stage == all ]]; then
@@ -40,5 +58,6 @@ if [[ $stage == tsan || $stage == all ]]; then
     -DCMAKE_CXX_FLAGS="-O1 -g1 -fsanitize=thread" >/dev/null
   cmake --build build-tsan --target gradsim gradsim_tests gradsim_plugins gradsim_sims
   (cd build-tsan && TSAN_OPTIONS="suppressions=$PWD/../tests/tsan.supp halt_on_error=1 exitcode=66" \
-    ./bin/gradsim_tests --gtest_filter='Sweep.*:Cli.*:TracesFixture.*:Engine.*:Mpi.OneFile*:Mpi.Smallest*:Mpi.RanksWithout*')
+    sharded ./bin/gradsim_tests --gtest_brief=1 \
+      --gtest_filter='Sweep.*:Cli.*:TracesFixture.*:Engine.*:Mpi.OneFile*:Mpi.Smallest*:Mpi.RanksWithout*-Cli.Theory*:Cli.Gradcheck*:Cli.Plugins*:Cli.Inspect*:Cli.ExtraPlugin*')
 fi
