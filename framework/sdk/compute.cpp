@@ -85,8 +85,7 @@ void gemm(const P* a, Eigen::Index a_rows, Eigen::Index a_cols, const P* b, Eige
   thread_local std::vector<P> transposed;
   if (how.transpose_a && !how.transpose_b && m * n * k <= (Eigen::Index(1) << 19)) {
     transposed.resize(std::size_t(m * k));
-    for (Eigen::Index j = 0; j < k; ++j)
-      for (Eigen::Index i = 0; i < m; ++i) transposed[std::size_t(i + j * m)] = a[j + i * a_rows];
+    simd::transpose(a, std::size_t(a_rows), std::size_t(a_cols), transposed.data());
     a = transposed.data(), a_rows = m, a_cols = k, how.transpose_a = false;
   }
   const blasint lda = blasint(std::max<Eigen::Index>(1, a_rows)), ldb = blasint(std::max<Eigen::Index>(1, b_rows));

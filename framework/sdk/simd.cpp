@@ -67,6 +67,53 @@ GRADSIM_CLONES void scale_round_t(const double* x, double scale, T* y, std::size
   for (std::size_t i = 0; i < n; ++i) y[i] = T(scale * x[i]);
 }
 
+// out (cols x rows) = a^T, both column-major: 8 x 8 (float) or 4 x 4 (double) tiles transposed
+// in vector registers by three (two) rounds of shuffles, the edges one value at a time.
+using v8f = float __attribute__((vector_size(32)));
+using v4d = double __attribute__((vector_size(32)));
+
+inline void transpose_tile(const float* a, std::size_t lda, float* out, std::size_t ldo) {
+  v8f r[8], t[8], u[8];
+  for (int k = 0; k < 8; ++k) std::memcpy(&r[k], a + std::size_t(k) * lda, sizeof(v8f));
+  for (int k = 0; k < 8; k += 2) {
+    t[k] = __builtin_shufflevector(r[k], r[k + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[k + 1] = __builtin_shufflevector(r[k], r[k + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int k = 0; k < 8; k += 4)
+    for (int h = 0; h < 2; ++h) {
+      u[k + h] = __builtin_shufflevector(t[k + h], t[k + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[k + h + 2] = __builtin_shufflevector(t[k + h], t[k + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  // u[0] holds columns 0 (low half) and 4 (high half) of rows 0-3; u[4] the same of rows 4-7.
+  constexpr int order[4] = {0, 2, 1, 3};
+  for (int q = 0; q < 4; ++q) {
+    const v8f lo = __builtin_shufflevector(u[order[q]], u[order[q] + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    const v8f hi = __builtin_shufflevector(u[order[q]], u[order[q] + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+    std::memcpy(out + std::size_t(q) * ldo, &lo, sizeof lo);
+    std::memcpy(out + std::size_t(q + 4) * ldo, &hi, sizeof hi);
+  }
+}
+
+inline void transpose_tile(const double* a, std::size_t lda, double* out, std::size_t ldo) {
+  v4d r[4];
+  for (int k = 0; k < 4; ++k) std::memcpy(&r[k], a + std::size_t(k) * lda, sizeof(v4d));
+  const v4d t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6), t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);
+  const v4d t2 = __builtin_shufflevector(r[2], r[3], 0, 4, 2, 6), t3 = __builtin_shufflevector(r[2], r[3], 1, 5, 3, 7);
+  const v4d o[4] = {__builtin_shufflevector(t0, t2, 0, 1, 4, 5), __builtin_shufflevector(t1, t3, 0, 1, 4, 5),
+                    __builtin_shufflevector(t0, t2, 2, 3, 6, 7), __builtin_shufflevector(t1, t3, 2, 3, 6, 7)};
+  for (int k = 0; k < 4; ++k) std::memcpy(out + std::size_t(k) * ldo, &o[k], sizeof(v4d));
+}
+
+template <class T>
+GRADSIM_CLONES void transpose_t(const T* a, std::size_t rows, std::size_t cols, T* out) {
+  constexpr std::size_t b = 32 / sizeof(T);
+  const std::size_t rows_b = rows / b * b, cols_b = cols / b * b;
+  for (std::size_t j = 0; j < cols_b; j += b)
+    for (std::size_t i = 0; i < rows_b; i += b) transpose_tile(a + i + j * rows, rows, out + j + i * cols, cols);
+  for (std::size_t j = 0; j < cols; ++j)  // the edges
+    for (std::size_t i = j < cols_b ? rows_b : 0; i < rows; ++i) out[j + i * cols] = a[i + j * rows];
+}
+
 // A double in [1, 2) from the top 52 of 64 random bits.
 inline double one_to_two(std::uint64_t bits) {
   bits = (bits >> 12) | 0x3ff0000000000000ull;
@@ -246,5 +293,8 @@ void normal(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) 
   void narrow(const Matrix<float>& x, Matrix<T>& y) { y = x.template cast<T>(); }                           \
   void scale_round(const double* x, double scale, T* y, std::size_t n) { scale_round_t(x, scale, y, n); }
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_SIMD_DEFINE)
+
+void transpose(const float* a, std::size_t rows, std::size_t cols, float* out) { transpose_t(a, rows, cols, out); }
+void transpose(const double* a, std::size_t rows, std::size_t cols, double* out) { transpose_t(a, rows, cols, out); }
 
 }  // namespace gradsim::simd

@@ -21,6 +21,10 @@ namespace gradsim::simd {
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_SIMD_DECLARE)
 #undef GRADSIM_SIMD_DECLARE
 
+/// out (cols x rows) = a^T of a column-major rows x cols array.
+void transpose(const float* a, std::size_t rows, std::size_t cols, float* out);
+void transpose(const double* a, std::size_t rows, std::size_t cols, double* out);
+
 /// Standard normal values by the ziggurat method from a counter-based stream: out[i] is value
 /// first + i of stream `key`, from the bits mix64(key + first + i) (and, for the 1 % the fast
 /// path rejects, a stream keyed by both), so it depends on nothing else.

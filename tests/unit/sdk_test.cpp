@@ -30,6 +30,31 @@ TEST(Compute, MatmulComputesEveryTransposeAndAccumulates) {
   EXPECT_LT((c - 2 * ab).norm(), 1e-13);
 }
 
+// Small a^T b transposes a first (in 8 x 8 or 4 x 4 tiles, then the edges): every shape,
+// tiles and edges, gives the product exactly as a * b computes it in float64.
+template <class T>
+void expect_transposed_products_exact() {
+  Rng rng(2);
+  for (const auto& [rows, cols] : {std::pair{32, 32}, {37, 13}, {8, 3}, {5, 9}, {64, 40}, {1, 17}}) {
+    Matrix<double> a(rows, cols), b(rows, 7);
+    rng.fill_normal(a), rng.fill_normal(b);
+    a = a.cast<T>().template cast<double>(), b = b.cast<T>().template cast<double>();  // exact in T
+    const Matrix<T> at = a.cast<T>(), bt = b.cast<T>();
+    Matrix<T> c;
+    matmul(at, bt, c, {.transpose_a = true});
+    const Matrix<double> ref = a.transpose() * b;
+    EXPECT_LT((c.template cast<double>() - ref).norm(), 1e-5 * ref.norm()) << rows << " x " << cols;
+    Matrix<T> bias = Matrix<T>::Zero(cols, 7);
+    bias(cols - 1, 6) = T(1);  // the last value: an edge element placed wrong would move it
+    matmul(at, bt, bias, {.transpose_a = true, .accumulate = true});
+    EXPECT_NEAR(double(bias(cols - 1, 6)), ref(cols - 1, 6) + 1, 1e-4) << rows << " x " << cols;
+  }
+}
+TEST(Compute, SmallTransposedProductsAreExactForEveryShape) {
+  expect_transposed_products_exact<float>();
+  expect_transposed_products_exact<double>();
+}
+
 // bfloat16 has 8 significant bits: summing 256 ones and then 1 + 2^-8 products rounded after
 // every step would stall; accumulating in float32 and rounding once gives the float32 result.
 TEST(Compute, SixteenBitProductsAccumulateInFloat32) {

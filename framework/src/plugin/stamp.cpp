@@ -4,10 +4,13 @@
 #include "plugin/stamp.hpp"
 
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include <gradsim/layout.hpp>
 
@@ -29,8 +32,36 @@ constexpr unsigned kMachine = EM_NONE;  // not checked
   throw Error(file.string() + ": " + what);
 }
 
+// The file's bytes, mapped read-only (no copy: only the headers and one symbol are read).
+class Mapped {
+ public:
+  explicit Mapped(const std::filesystem::path& file) {
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) fail(file, "cannot load: cannot open the file; check its permissions");
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+      size_ = std::size_t(st.st_size);
+      void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+      data_ = p == MAP_FAILED ? nullptr : static_cast<const char*>(p);
+    }
+    ::close(fd);
+    if (!data_ && size_ > 0) fail(file, "cannot load: cannot read the file; check its permissions");
+  }
+  Mapped(const Mapped&) = delete;
+  Mapped& operator=(const Mapped&) = delete;
+  ~Mapped() {
+    if (data_) ::munmap(const_cast<char*>(data_), size_);
+  }
+  const char* data() const { return data_; }
+  std::size_t size() const { return data_ ? size_ : 0; }
+
+ private:
+  const char* data_ = nullptr;
+  std::size_t size_ = 0;
+};
+
 template <class S>
-S read_at(const std::vector<char>& data, std::uint64_t offset, const std::filesystem::path& file) {
+S read_at(const Mapped& data, std::uint64_t offset, const std::filesystem::path& file) {
   if (offset > data.size() || data.size() - offset < sizeof(S)) fail(file, "cannot load: truncated ELF file; rebuild it");
   S s;
   std::memcpy(&s, data.data() + offset, sizeof(S));
@@ -40,13 +71,11 @@ S read_at(const std::vector<char>& data, std::uint64_t offset, const std::filesy
 }  // namespace
 
 std::vector<unsigned char> read_symbol_bytes(const std::filesystem::path& file, const std::string& symbol) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) fail(file, "cannot load: cannot open the file; check its permissions");
-  const std::vector<char> data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const Mapped data(file);
   const std::string hint = "; is it a shared library built for this machine?";
   if (data.size() < EI_NIDENT || std::memcmp(data.data(), ELFMAG, SELFMAG) != 0)
     fail(file, "cannot load: invalid ELF header" + hint);
-  if (data[EI_CLASS] != ELFCLASS64 || data[EI_DATA] != ELFDATA2LSB)
+  if (data.data()[EI_CLASS] != ELFCLASS64 || data.data()[EI_DATA] != ELFDATA2LSB)
     fail(file, "cannot load: a 32-bit or big-endian ELF file" + hint);
   const auto eh = read_at<Elf64_Ehdr>(data, 0, file);
   if (eh.e_type != ET_DYN) fail(file, "cannot load: not a shared library (ELF type " + std::to_string(eh.e_type) + ")" + hint);

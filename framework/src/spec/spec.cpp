@@ -56,16 +56,27 @@ SpecFile parse_spec(const std::string& text, const std::string& source) {
   return out;
 }
 
+namespace {
+
+// Appends a stream's text to `text`, read in blocks; false once past kMaxSpecBytes (so
+// /dev/zero or a wrong file cannot fill the memory: a spec is a few kilobytes).
+bool read_bounded(std::istream& in, std::string& text) {
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    text.append(buf, std::size_t(in.gcount()));
+    if (text.size() > kMaxSpecBytes) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 SpecFile read_spec(const std::filesystem::path& file) {
   const std::string name = escape_utf8(file.string());
+  std::string text;
   if (file == "-") {  // standard input
-    std::string text;
-    char buf[65536];
-    while (std::cin.read(buf, sizeof buf) || std::cin.gcount() > 0) {
-      text.append(buf, std::size_t(std::cin.gcount()));
-      if (text.size() > kMaxSpecBytes)
-        throw Error("<stdin>: error: larger than " + std::to_string(kMaxSpecBytes >> 20) + " MiB; is it a spec?");
-    }
+    if (!read_bounded(std::cin, text))
+      throw Error("<stdin>: error: larger than " + std::to_string(kMaxSpecBytes >> 20) + " MiB; is it a spec?");
     return parse_spec(text, "<stdin>");
   }
   std::error_code ec;
@@ -73,12 +84,7 @@ SpecFile read_spec(const std::filesystem::path& file) {
     throw Error(name + ": error: is a directory; give a spec file (.textproto or .json)");
   std::ifstream in(file, std::ios::binary);
   if (!in) throw Error(name + ": error: cannot read the spec file; check the path");
-  // A spec is a few kilobytes; read at most kMaxSpecBytes, so /dev/zero or a wrong file
-  // cannot fill the memory.
-  std::string text(kMaxSpecBytes + 1, '\0');
-  in.read(text.data(), std::streamsize(text.size()));
-  text.resize(std::size_t(in.gcount()));
-  if (text.size() > kMaxSpecBytes)
+  if (!read_bounded(in, text))
     throw Error(name + ": error: larger than " + std::to_string(kMaxSpecBytes >> 20) +
                 " MiB; is it a spec file? (specs are text format or JSON, a few kilobytes)");
   return parse_spec(text, name);
