@@ -72,7 +72,7 @@ GRADSIM_CLONES void scale_round_t(const double* x, double scale, T* y, std::size
 using v8f = float __attribute__((vector_size(32)));
 using v4d = double __attribute__((vector_size(32)));
 
-inline void transpose_tile(const float* a, std::size_t lda, float* out, std::size_t ldo) {
+[[gnu::always_inline]] inline void transpose_tile(const float* a, std::size_t lda, float* out, std::size_t ldo) {
   v8f r[8], t[8], u[8];
   for (int k = 0; k < 8; ++k) std::memcpy(&r[k], a + std::size_t(k) * lda, sizeof(v8f));
   for (int k = 0; k < 8; k += 2) {
@@ -94,7 +94,7 @@ inline void transpose_tile(const float* a, std::size_t lda, float* out, std::siz
   }
 }
 
-inline void transpose_tile(const double* a, std::size_t lda, double* out, std::size_t ldo) {
+[[gnu::always_inline]] inline void transpose_tile(const double* a, std::size_t lda, double* out, std::size_t ldo) {
   v4d r[4];
   for (int k = 0; k < 4; ++k) std::memcpy(&r[k], a + std::size_t(k) * lda, sizeof(v4d));
   const v4d t0 = __builtin_shufflevector(r[0], r[1], 0, 4, 2, 6), t1 = __builtin_shufflevector(r[0], r[1], 1, 5, 3, 7);

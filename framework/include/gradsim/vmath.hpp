@@ -75,12 +75,17 @@ inline double expm1(double x) {
   return x > -0.5 && x < 0.5 ? small : x == x ? large : x;
 }
 
-/// tanh x = e / (e + 2), e = expm1(2|x|), with the sign of x; 1 beyond |x| = 20.
+/// tanh x = e / (e + 2), e = expm1(2|x|), with the sign of x; 1 beyond |x| = 20. Here
+/// e = 2^k expm1(r) + (2^k - 1) with 2|x| = k ln 2 + r, |r| <= 0.35: one series for the whole
+/// range (k = 0 near 0 keeps it accurate there; for k >= 1, e >= 0.41 and the sum rounds once).
 template <int N = 16>
 inline double tanh(double x) {
-  const double a = x < 0 ? -x : x, ac = a > 20.0 ? 20.0 : a;  // NaN passes
-  const double e = expm1<N>(2 * ac), t = e / (e + 2);
-  return x < 0 ? -t : t;
+  const double a = x < 0 ? -x : x, y = 2 * (a > 20.0 ? 20.0 : a);  // NaN passes
+  const double k = detail::round_int(y * 1.4426950408889634);       // y / ln 2, 0 to 58
+  constexpr double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;
+  const double r = (y - k * ln2_hi) - k * ln2_lo, scale = detail::pow2(k);
+  const double e = scale * detail::expm1_small<N>(r) + (scale - 1);
+  return __builtin_copysign(e / (e + 2), x);  // -0 stays -0
 }
 
 }  // namespace gradsim::vmath

@@ -415,9 +415,9 @@ std::uint64_t estimate_bytes(const v1::SimSpec& spec) {
   const double weights = depth * (std::max(width, in) + 1) * width * ((spec.train().steps() ? 4 : 2) * scalar + 8);
   const double bookkeeping = nodes * 700;  // node, context, stream, heap headers
   // The record as protobuf objects while it is built (a LayerTrace about 2 KB, a StepTrace
-  // 200 bytes, an event 400 bytes with its strings), then serialised once more.
+  // 200 bytes, an event 450 bytes with its strings, measured), then serialised once more.
   const double steps = std::max<std::uint32_t>(1, spec.train().steps());
-  const double record = depth * 2000 + steps * (200 + 400 * mitigations * (depth + 1)) +
+  const double record = depth * 2000 + steps * (200 + 520 * mitigations * (depth + 1)) +
                         double(estimate_record_bytes(spec));
   // Jacobian spectra. Exact: one piece (a block or a residual segment) at a time, its values for
   // `width` replicated rows, and float64 factors (the piece's Jacobian, U, the SVD's copies and
