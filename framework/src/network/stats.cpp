@@ -42,68 +42,89 @@ Stats scalar_stats(const T* x, std::size_t n) {
   return s;
 }
 
-// Sixteen lanes, in GCC vectors of 32 bytes: the same operations in the same order on every
-// instruction set (AVX-512 and AVX2 registers, or pairs of SSE2 ones; this file is compiled
-// without contracting a * b + c into FMA, which only some of them have), so the results do not
-// depend on the CPU. The sums run in float64 (four vectors of four). Counts and extremes run on
-// the values' bits: for |x| (the sign bit cleared) the order of the bits as unsigned integers
-// is the order of the magnitudes, exactly, with 8 float (4 double) lanes per vector.
-using v4d = double __attribute__((vector_size(32)));
-using v4f = float __attribute__((vector_size(16)));
+// Sixteen lanes, in GCC vectors of VB bytes (32: AVX2 registers, or pairs of SSE2 ones; 64:
+// AVX-512 registers, in a kernel of its own, since GCC keeps 32-byte vectors inside
+// target_clones): the same operations in the same order on every instruction set (this file
+// is compiled without contracting a * b + c into FMA, which only some of them have), so the
+// results do not depend on the CPU. Lane l adds the values 16 j + l. The sums run in float64.
+// Counts and extremes run on the values' bits: for |x| (the sign bit cleared) the order of the
+// bits as unsigned integers is the order of the magnitudes, exactly.
 constexpr int kLanes = 16;
 
-template <class W>
+// GCC's vector types of VB bytes (spelt per size: GCC 12 does not take a vector_size that
+// depends on a template parameter everywhere).
+template <int VB>
+struct Vec;
+#define GRADSIM_VECTORS(VB)                                  \
+  template <>                                                \
+  struct Vec<VB> {                                           \
+    using D = double __attribute__((vector_size(VB)));       \
+    using F = float __attribute__((vector_size(VB / 2)));    \
+    using U32 = std::uint32_t __attribute__((vector_size(VB))); \
+    using S32 = std::int32_t __attribute__((vector_size(VB)));  \
+    using U64 = std::uint64_t __attribute__((vector_size(VB))); \
+    using S64 = std::int64_t __attribute__((vector_size(VB)));  \
+  };
+GRADSIM_VECTORS(32)
+GRADSIM_VECTORS(64)
+#undef GRADSIM_VECTORS
+
+template <class W, int VB>
 struct BitsOf;
-template <>
-struct BitsOf<float> {
+template <int VB>
+struct BitsOf<float, VB> {
   using U = std::uint32_t;
-  using V = std::uint32_t __attribute__((vector_size(32)));
-  using S = std::int32_t __attribute__((vector_size(32)));
+  using V = typename Vec<VB>::U32;
+  using S = typename Vec<VB>::S32;
 };
-template <>
-struct BitsOf<double> {
+template <int VB>
+struct BitsOf<double, VB> {
   using U = std::uint64_t;
-  using V = std::uint64_t __attribute__((vector_size(32)));
-  using S = std::int64_t __attribute__((vector_size(32)));
+  using V = typename Vec<VB>::U64;
+  using S = typename Vec<VB>::S64;
 };
 
-template <class W>
+template <class W, int VB>
 struct Lanes {
-  using V = typename BitsOf<W>::V;
-  static constexpr int kSets = kLanes * int(sizeof(W)) / 32;
-  v4d sumsq[4]{}, s1[4]{}, s2[4]{};
+  using D = typename Vec<VB>::D;
+  using V = typename BitsOf<W, VB>::V;
+  static constexpr int kSums = kLanes * 8 / VB, kSets = kLanes * int(sizeof(W)) / VB;
+  D sumsq[kSums]{}, s1[kSums]{}, s2[kSums]{};
   V hi[kSets]{}, lo[kSets]{};  // max |x| bits; min of (|x| bits - 1): 0 wraps to the largest
   std::uint64_t zeros = 0, small = 0;
 };
 
 // Adds x[0, n) (n a multiple of 16, below 2^34) to the lanes. Non-finite values make the
 // sums non-finite. `tiny`: the bits of the smallest normal magnitude of the simulated format.
-template <class W>
-GRADSIM_CLONES void add_lanes(const W* x, std::size_t n, double shift, typename BitsOf<W>::U tiny, Lanes<W>& r) {
-  using B = BitsOf<W>;
+template <class W, int VB>
+[[gnu::always_inline]] inline void add_lanes_body(const W* x, std::size_t n, double shift, typename BitsOf<W, VB>::U tiny, Lanes<W, VB>& r) {
+  using B = BitsOf<W, VB>;
+  using L = Lanes<W, VB>;
+  using D = typename L::D;
   using V = typename B::V;
   using S = typename B::S;
-  constexpr int kSets = Lanes<W>::kSets;
+  using F = typename Vec<VB>::F;  // floats widened to one D
+  constexpr int kSets = L::kSets, kPer = VB / 8;
   constexpr typename B::U magnitude = ~typename B::U(0) >> 1;
-  Lanes<W> a = r;
+  L a = r;
   S zeros[kSets]{}, small[kSets]{};  // minus the counts (a true comparison is -1)
   for (std::size_t j = 0; j < n; j += kLanes) {
     __builtin_prefetch(x + j + 512);  // 2 KB ahead: the hardware prefetcher alone falls behind
-    for (int h = 0; h < 4; ++h) {
-      v4d v;
+    for (int h = 0; h < L::kSums; ++h) {
+      D v;
       if constexpr (std::is_same_v<W, double>) {
-        std::memcpy(&v, x + j + std::size_t(4 * h), sizeof v);
+        std::memcpy(&v, x + j + std::size_t(kPer * h), sizeof v);
       } else {
-        v4f f;
-        std::memcpy(&f, x + j + std::size_t(4 * h), sizeof f);
-        v = __builtin_convertvector(f, v4d);
+        F f;
+        std::memcpy(&f, x + j + std::size_t(kPer * h), sizeof f);
+        v = __builtin_convertvector(f, D);
       }
-      const v4d d = v - shift;
+      const D d = v - shift;
       a.sumsq[h] += v * v, a.s1[h] += d, a.s2[h] += d * d;
     }
     for (int k = 0; k < kSets; ++k) {
       V b;
-      std::memcpy(&b, x + j + std::size_t(k) * (32 / sizeof(W)), sizeof b);
+      std::memcpy(&b, x + j + std::size_t(k) * (VB / sizeof(W)), sizeof b);
       b &= magnitude;
       zeros[k] += b == 0;
       small[k] += b < tiny;  // zeros and subnormals
@@ -112,14 +133,30 @@ GRADSIM_CLONES void add_lanes(const W* x, std::size_t n, double shift, typename 
       a.lo[k] = m < a.lo[k] ? m : a.lo[k];
     }
   }
-  for (int k = 0; k < kSets; ++k)
-    for (int l = 0; l < int(32 / sizeof(W)); ++l)
-      a.zeros -= std::uint64_t(std::int64_t(zeros[k][l])), a.small -= std::uint64_t(std::int64_t(small[k][l]));
+  using I = std::conditional_t<sizeof(W) == 4, std::int32_t, std::int64_t>;
+  I z[kLanes], t[kLanes];
+  std::memcpy(z, zeros, sizeof z), std::memcpy(t, small, sizeof t);
+  for (int l = 0; l < kLanes; ++l) a.zeros -= std::uint64_t(std::int64_t(z[l])), a.small -= std::uint64_t(std::int64_t(t[l]));
   r = a;
 }
 
 template <class W>
-double from_bits(typename BitsOf<W>::U bits) {
+GRADSIM_CLONES void add_lanes(const W* x, std::size_t n, double shift, typename BitsOf<W, 32>::U tiny, Lanes<W, 32>& r) {
+  add_lanes_body<W, 32>(x, n, shift, tiny, r);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(GRADSIM_NO_CLONES)
+#define GRADSIM_STATS_512
+template <class W>
+[[gnu::target("arch=x86-64-v4,prefer-vector-width=512")]] void add_lanes(const W* x, std::size_t n, double shift,
+                                                                         typename BitsOf<W, 64>::U tiny,
+                                                                         Lanes<W, 64>& r) {
+  add_lanes_body<W, 64>(x, n, shift, tiny, r);
+}
+#endif
+
+template <class W>
+double from_bits(typename BitsOf<W, 32>::U bits) {
   W w;
   std::memcpy(&w, &bits, sizeof w);
   return double(w);
@@ -127,16 +164,17 @@ double from_bits(typename BitsOf<W>::U bits) {
 
 // Sums shifted by x[0]; false (and s untouched) if a value is not finite. 16-bit values are
 // widened to float a block at a time; the last block is padded with zeros, taken out after.
-template <class T>
+template <int VB, class T>
 bool lane_stats(const T* x, std::size_t n, Stats& s) {
   using W = std::conditional_t<std::is_floating_point_v<T>, T, float>;
-  using U = typename BitsOf<W>::U;
+  using U = typename BitsOf<W, VB>::U;
+  using L = Lanes<W, VB>;
   constexpr std::size_t kBlock = 1024;
   const double shift = to_double(x[0]);
   const W small = W(tiny<T>());
   U tiny_bits;
   std::memcpy(&tiny_bits, &small, sizeof tiny_bits);
-  Lanes<W> r;
+  L r;
   for (auto& v : r.lo) v = ~v;  // all ones
   std::size_t pad = 0;
   auto add = [&](const W* block, std::size_t m) {  // whole groups of 16, then the rest padded
@@ -159,14 +197,16 @@ bool lane_stats(const T* x, std::size_t n, Stats& s) {
       add(buf, m);
     }
   }
+  double sumsq[kLanes], s1[kLanes], s2[kLanes];  // lane l at index l, whatever VB
+  std::memcpy(sumsq, r.sumsq, sizeof sumsq), std::memcpy(s1, r.s1, sizeof s1), std::memcpy(s2, r.s2, sizeof s2);
   double sums = 0;
-  for (int l = 0; l < kLanes; ++l) sums += r.sumsq[l / 4][l % 4] + r.s1[l / 4][l % 4] + r.s2[l / 4][l % 4];
+  for (int l = 0; l < kLanes; ++l) sums += sumsq[l] + s1[l] + s2[l];
   if (!std::isfinite(sums)) return false;  // a NaN or infinity (or squares past float64)
   s.count = n, s.shift = shift;
-  for (int l = 0; l < kLanes; ++l) s.sumsq += r.sumsq[l / 4][l % 4], s.s1 += r.s1[l / 4][l % 4], s.s2 += r.s2[l / 4][l % 4];
-  U hi = 0, lo = ~U(0);
-  for (int k = 0; k < Lanes<W>::kSets; ++k)
-    for (int l = 0; l < int(32 / sizeof(W)); ++l) hi = std::max<U>(hi, r.hi[k][l]), lo = std::min<U>(lo, r.lo[k][l]);
+  for (int l = 0; l < kLanes; ++l) s.sumsq += sumsq[l], s.s1 += s1[l], s.s2 += s2[l];
+  U his[kLanes], los[kLanes], hi = 0, lo = ~U(0);
+  std::memcpy(his, r.hi, sizeof his), std::memcpy(los, r.lo, sizeof los);
+  for (int l = 0; l < kLanes; ++l) hi = std::max(hi, his[l]), lo = std::min(lo, los[l]);
   // Each padding zero added -shift to s1, shift^2 to s2 and 1 to both counts.
   const double p = double(pad);
   s.s1 += p * shift, s.s2 -= p * shift * shift;
@@ -175,6 +215,17 @@ bool lane_stats(const T* x, std::size_t n, Stats& s) {
   s.min_abs_nonzero = lo == ~U(0) ? 0 : from_bits<W>(lo + 1);
   return true;
 }
+
+// The 64-byte kernel where the CPU has AVX-512 (chosen once).
+const bool use_512 = [] {
+#ifdef GRADSIM_STATS_512
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl");
+#else
+  return false;
+#endif
+}();
 
 // Whether no value has the all-ones exponent of infinity and NaN: an unsigned maximum over the
 // exponent bits (vectorises).
@@ -204,7 +255,10 @@ template <class T>
 Stats stats_of(const Matrix<T>& m) {
   const std::size_t n = std::size_t(m.size());
   Stats s;
-  if (n > 0 && lane_stats(m.data(), n, s)) return s;
+#ifdef GRADSIM_STATS_512
+  if (n > 0 && use_512 && lane_stats<64>(m.data(), n, s)) return s;
+#endif
+  if (n > 0 && !use_512 && lane_stats<32>(m.data(), n, s)) return s;
   return scalar_stats(m.data(), n);
 }
 
