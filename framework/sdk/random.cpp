@@ -41,7 +41,7 @@ double Rng::normal() {
 // in chunks that stay in the first-level cache and then scaled and rounded into m.
 #define GRADSIM_DEFINE_FILL(T)                                                            \
   void Rng::fill_normal(Matrix<T>& m, double std) {                                       \
-    constexpr std::size_t kChunk = 512;                                                   \
+    constexpr std::size_t kChunk = 2048;                                                  \
     alignas(64) double buf[kChunk];                                                       \
     const std::uint64_t key = next();                                                     \
     const std::size_t n = std::size_t(m.size());                                          \

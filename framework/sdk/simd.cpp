@@ -266,8 +266,8 @@ GRADSIM_CLONES void wedge_test(const double* x, const double* lo, const double* 
 
 }  // namespace
 
-void normal(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) {
-  constexpr std::size_t kChunk = 1024;
+GRADSIM_CLONES void normal(std::uint64_t key, std::uint64_t first, double* out, std::size_t n) {
+  constexpr std::size_t kChunk = 2048;
   std::uint32_t rejected[kChunk];
   for (std::size_t i = 0; i < n; i += kChunk) {
     const std::size_t m = std::min(kChunk, n - i), k = candidates(key + first + i, out + i, m, rejected);
