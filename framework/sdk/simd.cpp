@@ -149,11 +149,13 @@ inline double candidate(std::uint64_t bits) {
 // stream of their own, keyed by (key, j), until one is accepted.
 std::uint64_t slow_stream(std::uint64_t key, std::uint64_t j) { return mix64(key ^ mix64(j ^ 0x5851f42d4c957f2dull)); }
 
-double slow_normal(std::uint64_t key, std::uint64_t j) {
+// `wedge_failed`: the first candidate's first wedge test was made (by wedge_test) and failed.
+double slow_normal(std::uint64_t key, std::uint64_t j, bool wedge_failed) {
   std::uint64_t stream = slow_stream(key, j), count = 0;
   auto bits = [&] { return mix64(stream + count++); };
   auto uniform = [&] { return 2 - one_to_two(bits()); };  // (0, 1]
   std::uint64_t b = mix64(key + j);
+  if (wedge_failed) count = 1, b = bits();  // the test used the stream's first value
   for (;;) {
     const std::size_t layer = b & 0xff;
     const double u = 2 * one_to_two(b) - 3, x = u * zig.x[layer];
@@ -281,7 +283,7 @@ GRADSIM_CLONES void normal(std::uint64_t key, std::uint64_t first, double* out, 
     }
     wedge_test(x, lo, hi, u, accept, k);
     for (std::size_t r = 0; r < k; ++r)
-      out[i + rejected[r]] = accept[r] != 0 ? x[r] : slow_normal(key, first + i + rejected[r]);
+      out[i + rejected[r]] = accept[r] != 0 ? x[r] : slow_normal(key, first + i + rejected[r], lo[r] != 2);
   }
 }
 

@@ -171,7 +171,7 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
       return t;
     }
     t->set_index(index);
-    *t->mutable_spec() = sim_at(spec.sweep, index);
+    sim_at(spec.sweep, index, *t->mutable_spec());
     resolve(*t->mutable_spec(), registry);  // validated before: cannot fail here
     const auto deadline = options.sim_timeout > 0
                               ? std::chrono::steady_clock::now() +
@@ -250,7 +250,7 @@ RunCounts run_sweep(const SpecFile& spec, const Registry& registry, std::uint64_
 void crashed_record(const SpecFile& spec, const Registry& registry, std::uint64_t index, const std::string& reason,
                     v1::SimTrace& out) {
   out.set_index(index);
-  *out.mutable_spec() = sim_at(spec.sweep, index);
+  sim_at(spec.sweep, index, *out.mutable_spec());
   resolve(*out.mutable_spec(), registry);  // validated before: cannot fail here
   out.set_status(v1::SimTrace::FAILED);
   out.set_message("crashed the process in an earlier run (" + reason + "); recorded, not run again");

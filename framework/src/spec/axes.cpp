@@ -263,7 +263,13 @@ void set_field(v1::SimSpec& sim, const std::string& path, double number, const s
 }
 
 v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index) {
-  v1::SimSpec sim = sweep.base();
+  v1::SimSpec sim;
+  sim_at(sweep, index, sim);
+  return sim;
+}
+
+void sim_at(const v1::SweepSpec& sweep, std::uint64_t index, v1::SimSpec& sim) {
+  sim = sweep.base();
   const auto idx = axis_indices(sweep, index);
   for (int k = 0; k < sweep.axis_size(); ++k) {
     const auto& a = sweep.axis(k);
@@ -279,7 +285,6 @@ v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index) {
   // Common random numbers: every configuration of replica r draws from the same seed, so
   // configurations differ by what the axes change, not by the luck of the draw.
   sim.set_seed(sim_seed(sweep.seed(), index % std::max<std::uint32_t>(1, sweep.replicas())));
-  return sim;
 }
 
 }  // namespace gradsim

@@ -53,6 +53,8 @@ std::uint64_t sim_seed(std::uint64_t sweep_seed, std::uint64_t replica);
 /// the index only, and every configuration of one replica shares its random draws.
 /// Throws SpecError (path "axis[k]...") for a bad axis.
 v1::SimSpec sim_at(const v1::SweepSpec& sweep, std::uint64_t index);
+/// The same, written into `out` (in place: a record's spec in its arena is not copied twice).
+void sim_at(const v1::SweepSpec& sweep, std::uint64_t index, v1::SimSpec& out);
 
 /// Sets `path` of `sim` to a number or a text. Throws SpecError naming what is wrong.
 void set_field(v1::SimSpec& sim, const std::string& path, double number, const std::string* text);
