@@ -194,6 +194,10 @@ void orthonormalize(Matrix<double>& a) {
                  const void* fn) {                                                                   \
     map_times_impl(x, y, g, out, k, fn);                                                             \
   }                                                                                                  \
+  void add_column_sums(const Matrix<T>& m, Matrix<T>& out) {                                         \
+    eigen_assert(out.rows() == 1 && out.cols() == m.cols() && "add_column_sums: out is not 1 x m.cols()"); \
+    simd::add_column_sums(m.data(), std::size_t(m.rows()), std::size_t(m.cols()), out.data());      \
+  }                                                                                                  \
   double norm_f64(const Matrix<T>& m) { return simd::norm(m.data(), std::size_t(m.size())); }       \
   double max_abs_f64(const Matrix<T>& m) { return simd::max_abs(m.data(), std::size_t(m.size())); }
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_DEFINE_COMPUTE)

@@ -62,6 +62,32 @@ GRADSIM_CLONES double max_abs_t(const T* x, std::size_t n) {
   return out;
 }
 
+// Eight partial sums down each column (lane l takes rows 8 k + l), then added in a fixed tree.
+// float32 in vector registers (a GCC vector of 8: the same operations at every vector width).
+template <class T>
+GRADSIM_CLONES void add_column_sums_t(const T* m, std::size_t rows, std::size_t cols, T* out) {
+  for (std::size_t j = 0; j < cols; ++j) {
+    const T* c = m + j * rows;
+    T s[kLanes] = {};
+    std::size_t i = 0;
+    if constexpr (std::is_same_v<T, float>) {
+      using v8f = float __attribute__((vector_size(32)));
+      v8f v = {};
+      for (; i + kLanes <= rows; i += kLanes) {
+        v8f x;
+        std::memcpy(&x, c + i, sizeof x);
+        v += x;
+      }
+      std::memcpy(s, &v, sizeof v);
+    } else {
+      for (; i + kLanes <= rows; i += kLanes)
+        for (int l = 0; l < kLanes; ++l) s[l] += c[i + std::size_t(l)];
+    }
+    for (int l = 0; i < rows; ++i, ++l) s[l] += c[i];
+    out[j] += ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+  }
+}
+
 template <class T>
 GRADSIM_CLONES void scale_round_t(const double* x, double scale, T* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) y[i] = T(scale * x[i]);
@@ -293,7 +319,10 @@ GRADSIM_CLONES void normal(std::uint64_t key, std::uint64_t first, double* out, 
   double max_abs(const T* x, std::size_t n) { return max_abs_t(x, n); }                                     \
   void widen(const Matrix<T>& x, Matrix<float>& y) { y = x.template cast<float>(); }                        \
   void narrow(const Matrix<float>& x, Matrix<T>& y) { y = x.template cast<T>(); }                           \
-  void scale_round(const double* x, double scale, T* y, std::size_t n) { scale_round_t(x, scale, y, n); }
+  void scale_round(const double* x, double scale, T* y, std::size_t n) { scale_round_t(x, scale, y, n); }      \
+  void add_column_sums(const T* m, std::size_t rows, std::size_t cols, T* out) {                            \
+    add_column_sums_t(m, rows, cols, out);                                                                  \
+  }
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_SIMD_DEFINE)
 
 void transpose(const float* a, std::size_t rows, std::size_t cols, float* out) { transpose_t(a, rows, cols, out); }

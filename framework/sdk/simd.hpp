@@ -17,7 +17,8 @@ namespace gradsim::simd {
   double max_abs(const T* x, std::size_t n);                                 \
   void widen(const Matrix<T>& x, Matrix<float>& y);                          \
   void narrow(const Matrix<float>& x, Matrix<T>& y);                         \
-  void scale_round(const double* x, double scale, T* y, std::size_t n);
+  void scale_round(const double* x, double scale, T* y, std::size_t n);     \
+  void add_column_sums(const T* m, std::size_t rows, std::size_t cols, T* out);
 GRADSIM_FOR_EACH_FORMAT(GRADSIM_SIMD_DECLARE)
 #undef GRADSIM_SIMD_DECLARE
 

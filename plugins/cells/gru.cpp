@@ -53,7 +53,7 @@ class Gru final : public gradsim::Cell<T> {
     gh.leftCols(2 * H) = gx.leftCols(2 * H);
     gh.rightCols(H) = dn.cwiseProduct(r);
     gradsim::matmul(x, gx, ctx.dw(1), {.transpose_a = true, .accumulate = true});
-    ctx.dw(2) += gx.colwise().sum();
+    gradsim::add_column_sums(gx, ctx.dw(2));
     gradsim::matmul(h, gh, ctx.dw(0), {.transpose_a = true, .accumulate = true});
     gradsim::matmul(gx, ctx.w(1), dx, {.transpose_b = true});
     gradsim::matmul(gh, ctx.w(0), dh, {.transpose_b = true});

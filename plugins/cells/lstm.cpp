@@ -61,7 +61,7 @@ class Lstm final : public gradsim::Cell<T> {
     d.rightCols(H) = times_dsigmoid(Matrix<T>(dh.cwiseProduct(tc)), o);
     gradsim::matmul(x, d, ctx.dw(1), {.transpose_a = true, .accumulate = true});
     gradsim::matmul(Matrix<T>(s_prev.leftCols(H)), d, ctx.dw(0), {.transpose_a = true, .accumulate = true});
-    ctx.dw(2) += d.colwise().sum();
+    gradsim::add_column_sums(d, ctx.dw(2));
     gradsim::matmul(d, ctx.w(1), dx, {.transpose_b = true});
     Matrix<T> dhp;
     gradsim::matmul(d, ctx.w(0), dhp, {.transpose_b = true});

@@ -38,7 +38,7 @@ class Rnn final : public gradsim::Cell<T> {
     act_->backward(ctx.saved(0), s, ds, dz);
     gradsim::matmul(h, dz, ctx.dw(0), {.transpose_a = true, .accumulate = true});
     gradsim::matmul(x, dz, ctx.dw(1), {.transpose_a = true, .accumulate = true});
-    if (bias_) ctx.dw(2) += dz.colwise().sum();
+    if (bias_) gradsim::add_column_sums(dz, ctx.dw(2));
     gradsim::matmul(dz, ctx.w(0), dh, {.transpose_b = true});
     gradsim::matmul(dz, ctx.w(1), dx, {.transpose_b = true});
   }

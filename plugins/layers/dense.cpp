@@ -28,7 +28,7 @@ class Dense final : public gradsim::Layer<T> {
   void backward(gradsim::Ctx<T>& ctx, const gradsim::Matrix<T>& x, const gradsim::Matrix<T>&,
                 const gradsim::Matrix<T>& dy, gradsim::Matrix<T>& dx) const override {
     gradsim::matmul(x, dy, ctx.dw(0), {.transpose_a = true, .accumulate = true});
-    if (bias_) ctx.dw(1) += dy.colwise().sum();
+    if (bias_) gradsim::add_column_sums(dy, ctx.dw(1));
     gradsim::matmul(dy, ctx.w(0), dx, {.transpose_b = true});
   }
 

@@ -60,7 +60,7 @@ class Norm final : public gradsim::Layer<T> {
     if (affine_) {
       const M xhat = from_group_major(ctx.saved(0));
       ctx.dw(0) += dy.cwiseProduct(xhat).colwise().sum();
-      if (K != NormKind::rms) ctx.dw(1) += dy.colwise().sum();
+      if (K != NormKind::rms) gradsim::add_column_sums(dy, ctx.dw(1));
     }
     M dxhat = dy;
     if (affine_) dxhat.array().rowwise() *= ctx.w(0).row(0).array();

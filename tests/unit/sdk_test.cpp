@@ -55,6 +55,28 @@ TEST(Compute, SmallTransposedProductsAreExactForEveryShape) {
   expect_transposed_products_exact<double>();
 }
 
+// A bias's gradient: column sums added to what is there, for every format and for column
+// lengths on and off the eight lanes.
+TEST(Compute, AddColumnSumsAddsEachColumnsSum) {
+  Rng rng(3);
+  for (const Eigen::Index rows : {1, 7, 8, 32, 37}) {
+    Matrix<double> m(rows, 5);
+    rng.fill_normal(m);
+    const Matrix<double> want = m.colwise().sum().array() + 1;
+    Matrix<double> d = Matrix<double>::Ones(1, 5);
+    add_column_sums(m, d);
+    EXPECT_LT((d - want).norm(), 1e-13) << rows;
+    const Matrix<float> mf = m.cast<float>();
+    Matrix<float> f = Matrix<float>::Ones(1, 5);
+    add_column_sums(mf, f);
+    EXPECT_LT((f.cast<double>() - want).norm(), 1e-5) << rows;
+    const Matrix<float16> mh = m.cast<float16>();
+    Matrix<float16> h = Matrix<float16>::Ones(1, 5);
+    add_column_sums(mh, h);
+    EXPECT_LT((h.cast<double>() - want).norm(), 0.05) << rows;
+  }
+}
+
 // bfloat16 has 8 significant bits: summing 256 ones and then 1 + 2^-8 products rounded after
 // every step would stall; accumulating in float32 and rounding once gives the float32 result.
 TEST(Compute, SixteenBitProductsAccumulateInFloat32) {

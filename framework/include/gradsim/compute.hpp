@@ -38,6 +38,9 @@ using PairKernel = void (*)(const void* fn, const T* x, const T* y, T* out, std:
   /** out = g * k(x, y) elementwise: the backward pass of y = f(x) with k(x, f(x)) = f'(x). */   \
   GRADSIM_EXPORT void map_times(const Matrix<T>& x, const Matrix<T>& y, const Matrix<T>& g,      \
                                 Matrix<T>& out, PairKernel<T> k, const void* fn);                 \
+  /** out(0, j) += sum_i m(i, j) (a bias's gradient; out: 1 x m.cols()), summed in T in a fixed \
+      order (eight partial sums down each column), the same on every CPU. */                     \
+  GRADSIM_EXPORT void add_column_sums(const Matrix<T>& m, Matrix<T>& out);                        \
   /** ||m||_F accumulated in float64 whatever T is, so that measuring cannot overflow. */        \
   GRADSIM_EXPORT double norm_f64(const Matrix<T>& m);                                             \
   /** max |m_ij| in float64 (NaN if m holds one; 0 if m is empty). */                             \
