@@ -46,8 +46,8 @@ const Blas blas = [] {
   const char* before = std::getenv(name);
   const std::string saved = before ? before : "";
   ::setenv(name, "1", 1);
-  void* lib = ::dlopen(GRADSIM_OPENBLAS_LIBRARY, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) lib = ::dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);  // a relocated install
+  void* lib = ::dlopen(GRADSIM_OPENBLAS_LIBRARY, RTLD_LAZY | RTLD_LOCAL);
+  if (!lib) lib = ::dlopen("libopenblas.so.0", RTLD_LAZY | RTLD_LOCAL);  // a relocated install
   if (before) ::setenv(name, saved.c_str(), 1);
   else ::unsetenv(name);
   Blas b{};
