@@ -576,6 +576,7 @@ int run_main(int argc, char** argv) try {
   // Started by mpirun: one sweep over the job. The other ranks wait for rank 0's word, so a
   // mistake in the spec or the command line is reported once.
   if (*run_cmd && launched_processes() > 1) {
+    hand_to_mpi_build(argv);
     g_cluster = std::make_unique<Cluster>(argc, argv);
     if (g_cluster->rank() > 0 && !g_cluster->start(true)) return 1;
   }

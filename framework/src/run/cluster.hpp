@@ -25,6 +25,11 @@ int launched_processes();
 /// True if this gradsim was built with MPI.
 bool have_mpi();
 
+/// A gradsim built without MPI, started by an MPI launcher: replaces this process by
+/// gradsim-mpi from the same directory (the same tool built with MPI, same arguments and
+/// environment) where there is one; returns where there is none (or in gradsim-mpi itself).
+void hand_to_mpi_build(char** argv);
+
 /// What one rank did, for `run --rank-stats`.
 struct RankStats {
   std::uint64_t sims = 0;      ///< simulations run
