@@ -16,6 +16,8 @@ namespace gradsim::simd {
 namespace {
 
 constexpr int kLanes = 8;  // partial sums, independent of the vector width
+using v8f = float __attribute__((vector_size(32)));
+using v4d = double __attribute__((vector_size(32)));
 
 template <class T>
 GRADSIM_CLONES void multiply_t(const T* g, const T* k, T* y, std::size_t n) {
@@ -71,7 +73,6 @@ GRADSIM_CLONES void add_column_sums_t(const T* m, std::size_t rows, std::size_t 
     T s[kLanes] = {};
     std::size_t i = 0;
     if constexpr (std::is_same_v<T, float>) {
-      using v8f = float __attribute__((vector_size(32)));
       v8f v = {};
       for (; i + kLanes <= rows; i += kLanes) {
         v8f x;
@@ -95,8 +96,6 @@ GRADSIM_CLONES void scale_round_t(const double* x, double scale, T* y, std::size
 
 // out (cols x rows) = a^T, both column-major: 8 x 8 (float) or 4 x 4 (double) tiles transposed
 // in vector registers by three (two) rounds of shuffles, the edges one value at a time.
-using v8f = float __attribute__((vector_size(32)));
-using v4d = double __attribute__((vector_size(32)));
 
 [[gnu::always_inline]] inline void transpose_tile(const float* a, std::size_t lda, float* out, std::size_t ldo) {
   v8f r[8], t[8], u[8];
