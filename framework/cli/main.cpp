@@ -64,7 +64,7 @@ Registry load_plugins(const std::vector<std::string>& dirs) {
   const auto failures = registry.load(paths);
   for (std::size_t i = 0; i + 1 < failures.size(); ++i) report_error(failures[i]);
   if (!failures.empty()) throw Error(failures.back());
-  if (registry.entries().empty())
+  if (registry.empty())
     throw Error("no plugins found (searched " + default_plugin_dir().string() +
                 "); pass --plugin-dir DIR or set GRADSIM_PLUGIN_PATH");
   return registry;

@@ -2,6 +2,8 @@
 // message that names the file, what is wrong and how to fix it.
 #include <gmock/gmock.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -13,6 +15,7 @@
 #include "../common.hpp"
 #include "error.hpp"
 #include "plugin/loader.hpp"
+#include "plugin/registry.hpp"
 
 namespace gradsim {
 namespace {
@@ -111,6 +114,33 @@ TEST(Loader, RefusesPluginWithUndefinedSymbolAtLoadTime) {
   EXPECT_THAT(msg, HasSubstr("cannot load: undefined symbol: gradsim_fixture_not_defined_anywhere"));
 }
 
+TEST(Loader, RefusesALibraryThatRegistersOtherPluginsThanItsFileNames) {
+  EXPECT_THAT(load_error(GRADSIM_FIXTURE_NAMES_LIE),
+              HasSubstr("gradsim-names_lie.so: registers other plugins than its 'gradsim_names' section names; "
+                        "rebuild it with gradsim_add_plugin()"));
+  EXPECT_THAT(load_error(GRADSIM_FIXTURE_NAMES_CORRUPT),
+              HasSubstr("gradsim-names_corrupt.so: corrupt 'gradsim_names' section"));
+}
+
+TEST(Loader, ReadsThePluginNamesFromTheFile) {
+  const auto f = inspect_library(std::string(GRADSIM_PLUGIN_DIR) + "/gradsim-clipping.so");
+  ASSERT_TRUE(f.names);
+  auto names = *f.names;
+  std::sort(names.begin(), names.end());
+  const std::vector<std::pair<Kind, std::string>> expected = {
+      {Kind::mitigation, "clip_grad_norm"}, {Kind::mitigation, "clip_grad_value"}, {Kind::mitigation, "clip_layer_grad_norm"}};
+  EXPECT_EQ(names, expected);
+}
+
+TEST(Registry, LoadsALibraryWithoutNamesWhenItIsFound) {
+  EXPECT_FALSE(inspect_library(GRADSIM_FIXTURE_UNNAMED).names);
+  Registry r;
+  ASSERT_TRUE(r.load({GRADSIM_FIXTURE_UNNAMED}).empty());
+  EXPECT_EQ(r.loaded_libraries(), 1u);
+  ASSERT_NE(r.find(Kind::activation, "quartic"), nullptr);
+  EXPECT_EQ(r.find(Kind::activation, "quartic")->info->name, "quartic");
+}
+
 TEST(Loader, RefusesMissingFile) {
   EXPECT_THAT(load_error("/nonexistent/gradsim-x.so"), HasSubstr("no such file"));
 }
@@ -171,6 +201,43 @@ TEST(Registry, RefusesTheSameNameTwice) {
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), HasSubstr("activation \"cube\" is already provided by"));
   }
+}
+
+// A library runs only when one of its plugins is used; its names are known before.
+TEST(Registry, LoadsALibraryWhenOneOfItsPluginsIsFirstUsed) {
+  Registry r;
+  ASSERT_TRUE(r.load({GRADSIM_PLUGIN_DIR}).empty());
+  EXPECT_EQ(r.loaded_libraries(), 0u);
+  EXPECT_THAT(r.suggest(Kind::activation, "tahn"), ::testing::ElementsAre("tanh"));
+  const auto* tanh = r.find(Kind::activation, "tanh");
+  ASSERT_NE(tanh, nullptr);
+  EXPECT_EQ(tanh->info->name, "tanh");
+  EXPECT_THAT(tanh->library->file.string(), HasSubstr("gradsim-tanh.so"));
+  EXPECT_EQ(r.loaded_libraries(), 1u);
+  EXPECT_EQ(r.find(Kind::activation, "tanh"), tanh);
+  EXPECT_EQ(r.find(Kind::activation, "no_such"), nullptr);
+  EXPECT_EQ(r.loaded_libraries(), 1u);
+  EXPECT_GT(r.entries().size(), 30u);  // every library
+  std::size_t libraries = 0;
+  for (const auto& f : std::filesystem::directory_iterator(GRADSIM_PLUGIN_DIR)) libraries += is_plugin_file_name(f.path());
+  EXPECT_EQ(r.loaded_libraries(), libraries);
+}
+
+// A library that cannot load is found (its names are in the file) and refused when used, each
+// time, with the loader's message; the others work.
+TEST(Registry, ALibraryThatCannotLoadFailsWhereItIsUsed) {
+  Registry r;
+  ASSERT_TRUE(r.load({GRADSIM_PLUGIN_DIR, GRADSIM_FIXTURE_UNDEFINED_SYMBOL, GRADSIM_FIXTURE_NAMES_LIE}).empty());
+  for (int i = 0; i < 2; ++i)
+    EXPECT_THROW(
+        try { r.find(Kind::activation, "broken"); } catch (const Error& e) {
+          EXPECT_THAT(e.what(), HasSubstr("cannot load: undefined symbol: gradsim_fixture_not_defined_anywhere"));
+          throw;
+        },
+        Error);
+  EXPECT_THROW(r.get(Kind::activation, "ghost"), Error);
+  EXPECT_THROW(r.entries(), Error);
+  EXPECT_NE(r.find(Kind::activation, "relu"), nullptr);
 }
 
 TEST(Registry, LoadingTheSameDirectoryTwiceIsHarmless) {

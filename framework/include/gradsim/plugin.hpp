@@ -19,6 +19,7 @@
 namespace gradsim {
 
 enum class Kind { layer, activation, initializer, loss, mitigation, cell, optimizer };
+inline constexpr int kKindCount = int(Kind::optimizer) + 1;  // keep it the last
 
 inline const char* kind_name(Kind k) {
   constexpr const char* names[] = {"layer", "activation", "initializer", "loss", "mitigation", "cell", "optimizer"};

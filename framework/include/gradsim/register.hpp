@@ -125,10 +125,45 @@ PluginInfo initializer_info(const char* name) {
   return info;
 }
 
+constexpr std::size_t text_length(const char* s) {
+  std::size_t n = 0;
+  while (s[n]) ++n;
+  return n;
+}
+
+/// "<kind>\0<name>\0": one entry of a library's `gradsim_names` section.
+template <std::size_t N>
+struct NameNote {
+  char text[N];
+};
+template <std::size_t N>
+constexpr NameNote<N> name_note(const char* kind, const char* name) {
+  NameNote<N> out{};
+  std::size_t k = 0;
+  for (const char* c = kind; *c; ++c) out.text[k++] = *c;
+  out.text[k++] = 0;
+  for (const char* c = name; *c; ++c) out.text[k++] = *c;
+  return out;
+}
+
 }  // namespace gradsim::detail
 
 #define GRADSIM_CAT_(a, b) a##b
 #define GRADSIM_CAT(a, b) GRADSIM_CAT_(a, b)
+// Each registration also writes its kind and name into the library's section `gradsim_names`,
+// constant data that gradsim reads from the file: it knows what a library provides without
+// loading it, and loads (runs) a library only when a spec uses one of its plugins. `name` must
+// be a constant expression (a string literal).
+#if defined(__ELF__)
+#define GRADSIM_NAME_NOTE_(kind, name)                                                                   \
+  namespace {                                                                                            \
+  [[gnu::used, gnu::section("gradsim_names")]] constexpr auto GRADSIM_CAT(gradsim_name_, __COUNTER__) = \
+      ::gradsim::detail::name_note<::gradsim::detail::text_length(kind) +                                \
+                                   ::gradsim::detail::text_length(name) + 2>(kind, name);                \
+  }
+#else
+#define GRADSIM_NAME_NOTE_(kind, name)
+#endif
 #define GRADSIM_REGISTER_(info)                                                         \
   namespace {                                                                           \
   [[maybe_unused]] const ::gradsim::detail::Registrar GRADSIM_CAT(gradsim_reg_, __COUNTER__){ \
@@ -140,6 +175,7 @@ PluginInfo initializer_info(const char* name) {
   static_assert(::gradsim::detail::is_activation<Type>::value,                             \
                 "GRADSIM_ACTIVATION(" #name ", " #Type "): " #Type                          \
                 " must define template <class T> static T f(T) and df(T)");                 \
+  GRADSIM_NAME_NOTE_("activation", name)                                                \
   GRADSIM_REGISTER_(::gradsim::detail::activation_info<Type>(name))
 
 /// Registers an activation that is not elementwise (e.g. softmax): a class template Type<T>
@@ -149,6 +185,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
                 "GRADSIM_ACTIVATION_TEMPLATE(" #name ", " #Type "): " #Type                  \
                 "<T> must derive from gradsim::Activation<T> and be constructible from Params"); \
+  GRADSIM_NAME_NOTE_("activation", name)                                                \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::activation, name))
 
 /// Registers a layer: a class template Type<T> derived from Layer<T>, built from LayerArgs.
@@ -157,6 +194,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::LayerArgs&>,     \
                 "GRADSIM_LAYER(" #name ", " #Type "): " #Type                                \
                 "<T> must derive from gradsim::Layer<T> and be constructible from LayerArgs"); \
+  GRADSIM_NAME_NOTE_("layer", name)                                                     \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::layer, name))
 
 /// Registers a recurrent cell: a class template Type<T> derived from Cell<T>, built from
@@ -166,6 +204,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::CellArgs<double>&>, \
                 "GRADSIM_CELL(" #name ", " #Type "): " #Type                                 \
                 "<T> must derive from gradsim::Cell<T> and be constructible from CellArgs<T>"); \
+  GRADSIM_NAME_NOTE_("cell", name)                                                      \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::cell, name))
 
 /// Registers a loss: a class template Type<T> derived from Loss<T>, built from Params.
@@ -174,6 +213,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
                 "GRADSIM_LOSS(" #name ", " #Type "): " #Type                                 \
                 "<T> must derive from gradsim::Loss<T> and be constructible from Params");   \
+  GRADSIM_NAME_NOTE_("loss", name)                                                      \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::loss, name))
 
 /// Registers a mitigation: a class template Type<T> derived from Mitigation<T>, built from
@@ -183,6 +223,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
                 "GRADSIM_MITIGATION(" #name ", " #Type "): " #Type                           \
                 "<T> must derive from gradsim::Mitigation<T> and be constructible from Params"); \
+  GRADSIM_NAME_NOTE_("mitigation", name)                                                \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::mitigation, name))
 
 /// Registers an optimiser: a class template Type<T> derived from Optimizer<T>, built from
@@ -192,6 +233,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type<double>, const ::gradsim::Params&>,        \
                 "GRADSIM_OPTIMIZER(" #name ", " #Type "): " #Type                            \
                 "<T> must derive from gradsim::Optimizer<T> and be constructible from Params"); \
+  GRADSIM_NAME_NOTE_("optimizer", name)                                                 \
   GRADSIM_REGISTER_(::gradsim::detail::class_template_info<Type>(::gradsim::Kind::optimizer, name))
 
 /// Registers an initialiser: a class derived from Initializer, built from Params.
@@ -200,6 +242,7 @@ PluginInfo initializer_info(const char* name) {
                     std::is_constructible_v<Type, const ::gradsim::Params&>,                \
                 "GRADSIM_INITIALIZER(" #name ", " #Type "): " #Type                          \
                 " must derive from gradsim::Initializer and be constructible from Params");  \
+  GRADSIM_NAME_NOTE_("initializer", name)                                               \
   GRADSIM_REGISTER_(::gradsim::detail::initializer_info<Type>(name))
 
 /// The two exported symbols; expanded once per library by gradsim_add_plugin(). The stamp is

@@ -1,10 +1,13 @@
 // The only file that includes Boost.DLL. Order of checks (nothing of a library runs before
-// its stamp has matched): read the stamp from the file -> compare -> dlopen (RTLD_NOW, so a
-// missing symbol fails here) -> has list? -> call list.
+// its stamp has matched): read the stamp from the file -> compare -> read the names section
+// -> dlopen (RTLD_NOW, so a missing symbol fails here) -> has list? -> call list -> the list
+// is what the names said.
 #include "plugin/loader.hpp"
 
 #include <boost/dll/runtime_symbol_info.hpp>
 #include <boost/dll/shared_library.hpp>
+
+#include <algorithm>
 
 #include <gradsim/abi.hpp>
 
@@ -17,6 +20,7 @@ namespace gradsim {
 namespace {
 
 const std::string kHint = "rebuild it with gradsim_add_plugin()";
+constexpr const char* kNamesSection = "gradsim_names";
 
 [[noreturn]] void fail(const std::filesystem::path& file, const std::string& what) {
   throw Error(file.string() + ": " + what);
@@ -36,14 +40,44 @@ std::string dlerror_text(const std::string& what, const std::string& file) {
   return text;
 }
 
+// "<kind>\0<name>\0" entries, NUL padding between them.
+std::vector<std::pair<Kind, std::string>> parse_names(const std::string& bytes, const std::filesystem::path& file) {
+  std::vector<std::pair<Kind, std::string>> out;
+  auto corrupt = [&] { fail(file, std::string("corrupt '") + kNamesSection + "' section; " + kHint); };
+  std::size_t at = 0;
+  auto next = [&] {
+    const std::size_t end = bytes.find('\0', at);
+    if (end == std::string::npos) corrupt();
+    std::string text = bytes.substr(at, end - at);
+    at = end + 1;
+    return text;
+  };
+  while (true) {
+    while (at < bytes.size() && bytes[at] == '\0') ++at;
+    if (at == bytes.size()) return out;
+    const std::string kind = next(), name = next();
+    int k = 0;
+    while (k < kKindCount && kind != kind_name(Kind(k))) ++k;
+    if (k == kKindCount || name.empty()) corrupt();
+    out.emplace_back(Kind(k), name);
+  }
+}
+
 }  // namespace
+
+LibraryFile inspect_library(const std::filesystem::path& file) {
+  if (!std::filesystem::exists(file)) fail(file, "no such file; check the path");
+  LibraryFile out;
+  const auto bytes = read_plugin_bytes(file, kAbiSymbol, kNamesSection);
+  const std::string mismatch = stamp_mismatch(bytes.symbol, out.sdk_version);
+  if (!mismatch.empty()) fail(file, mismatch);
+  if (bytes.section) out.names = parse_names(*bytes.section, file);
+  return out;
+}
 
 std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
   namespace dll = boost::dll;
-  if (!std::filesystem::exists(file)) fail(file, "no such file; check the path");
-  std::string sdk;
-  const std::string mismatch = stamp_mismatch(read_symbol_bytes(file, kAbiSymbol), sdk);
-  if (!mismatch.empty()) fail(file, mismatch);
+  const LibraryFile inspected = inspect_library(file);
   auto lib = std::make_shared<dll::shared_library>();
   try {
     lib->load(file.string(), dll::load_mode::rtld_now | dll::load_mode::rtld_local);
@@ -58,12 +92,19 @@ std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file) {
     fail(file, std::string("has an ABI stamp but no '") + kListSymbol + "' function; " + kHint);
 
   auto out = std::make_unique<LoadedLibrary>();
-  out->file = file, out->sdk_version = sdk;
+  out->file = file, out->sdk_version = inspected.sdk_version;
   std::size_t n = 0;
   const PluginInfo* list = lib->get<const PluginInfo*(std::size_t*)>(kListSymbol)(&n);
   if (n == 0) fail(file, "registers no plugin; add a GRADSIM_ACTIVATION(...) or similar line");
   if (!list) fail(file, "'" + std::string(kListSymbol) + "' returned no list; " + kHint);
   out->plugins.assign(list, list + n);
+  if (inspected.names) {  // what was promised before loading is what the library has
+    std::vector<std::pair<Kind, std::string>> listed, named = *inspected.names;
+    for (const auto& p : out->plugins) listed.emplace_back(p.kind, p.name);
+    std::sort(listed.begin(), listed.end()), std::sort(named.begin(), named.end());
+    if (listed != named)
+      fail(file, std::string("registers other plugins than its '") + kNamesSection + "' section names; " + kHint);
+  }
   out->lib = std::move(lib);
   return out;
 }

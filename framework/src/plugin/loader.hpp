@@ -3,7 +3,9 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gradsim/plugin.hpp>
@@ -19,8 +21,22 @@ struct LoadedLibrary {
   std::vector<PluginInfo> plugins;
 };
 
-/// Loads one library with RTLD_NOW. Throws Error naming the file and the problem: cannot be
-/// loaded (with the dlerror text), not a gradsim plugin, built for another ABI or C++ runtime.
+/// What a plugin library's file says before anything of it runs.
+struct LibraryFile {
+  std::string sdk_version;
+  /// The plugins its `gradsim_names` section lists (written by the registration macros);
+  /// nullopt for a library without one, which must be loaded to be known.
+  std::optional<std::vector<std::pair<Kind, std::string>>> names;
+};
+
+/// Reads a library's ABI stamp and names from the file, without loading it. Throws Error naming
+/// the file and the problem: not a gradsim plugin, built for another ABI or C++ runtime, a
+/// corrupt names section.
+LibraryFile inspect_library(const std::filesystem::path& file);
+
+/// Loads one library with RTLD_NOW (after inspect_library). Throws Error naming the file and
+/// the problem: cannot be loaded (with the dlerror text), what inspect_library finds, or a list
+/// of plugins other than its names section says.
 std::unique_ptr<LoadedLibrary> load_library(const std::filesystem::path& file);
 
 /// True for the files a directory scan considers: gradsim-*.so (the platform's suffix).

@@ -27,14 +27,42 @@ std::size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-void Registry::add(std::unique_ptr<LoadedLibrary> lib) {
-  for (const auto& p : lib->plugins)
-    if (auto* e = find(p.kind, p.name))
-      throw Error(lib->file.string() + ": " + kind_name(p.kind) + " \"" + p.name +
-                  "\" is already provided by " + e->library->file.string() +
-                  "; rename one of them or leave one directory out");
-  for (const auto& p : lib->plugins) index_[{p.kind, p.name}] = Entry{&p, lib.get()};
+void Registry::add_names(Library& lib, const std::vector<std::pair<Kind, std::string>>& names) {
+  for (const auto& [kind, name] : names)
+    if (auto it = index_.find({kind, name}); it != index_.end())
+      throw Error(lib.file.string() + ": " + kind_name(kind) + " \"" + name + "\" is already provided by " +
+                  it->second.library->file.string() + "; rename one of them or leave one directory out");
+  for (const auto& key : names) index_.insert_or_assign(key, Slot{&lib, Entry{nullptr, nullptr}});
+}
+
+void Registry::add(std::unique_ptr<LoadedLibrary> loaded) {
+  auto lib = std::make_unique<Library>();
+  lib->file = loaded->file;
+  std::vector<std::pair<Kind, std::string>> names;
+  for (const auto& p : loaded->plugins) names.emplace_back(p.kind, p.name);
+  add_names(*lib, names);
+  std::call_once(lib->once, [&] {
+    for (const auto& p : loaded->plugins) index_.at({p.kind, p.name}).entry = Entry{&p, loaded.get()};
+    lib->loaded = std::move(loaded);
+  });
   libs_.push_back(std::move(lib));
+}
+
+const Registry::Slot& Registry::ready(const Slot& slot) const {
+  Library& lib = *slot.library;
+  // If loading throws, the flag stays unset: the error repeats at the next use.
+  std::call_once(lib.once, [&] {
+    auto loaded = load_library(lib.file);  // checks that it has the plugins its names promised
+    for (const auto& p : loaded->plugins) index_.at({p.kind, p.name}).entry = Entry{&p, loaded.get()};
+    lib.loaded = std::move(loaded);
+  });
+  return slot;
+}
+
+std::size_t Registry::loaded_libraries() const {
+  std::size_t n = 0;
+  for (const auto& lib : libs_) n += lib->loaded != nullptr;
+  return n;
 }
 
 std::vector<std::string> Registry::load(const std::vector<std::filesystem::path>& paths) {
@@ -69,7 +97,15 @@ std::vector<std::string> Registry::load(const std::vector<std::filesystem::path>
       continue;
     }
     try {
-      add(load_library(f));
+      auto inspected = inspect_library(f);
+      if (inspected.names && !inspected.names->empty()) {  // loaded when first used
+        auto lib = std::make_unique<Library>();
+        lib->file = f;
+        add_names(*lib, *inspected.names);
+        libs_.push_back(std::move(lib));
+      } else {
+        add(load_library(f));
+      }
     } catch (const Error& e) {
       failures.push_back(e.what());
     }
@@ -79,12 +115,12 @@ std::vector<std::string> Registry::load(const std::vector<std::filesystem::path>
 
 const Registry::Entry* Registry::find(Kind kind, const std::string& name) const {
   auto it = index_.find({kind, name});
-  return it == index_.end() ? nullptr : &it->second;
+  return it == index_.end() ? nullptr : &ready(it->second).entry;
 }
 
 std::vector<std::string> Registry::suggest(Kind kind, const std::string& name) const {
   std::vector<std::pair<std::size_t, std::string>> scored;
-  for (const auto& [key, entry] : index_)
+  for (const auto& [key, slot] : index_)
     if (key.first == kind) scored.emplace_back(edit_distance(name, key.second), key.second);
   std::sort(scored.begin(), scored.end());
   std::vector<std::string> out;
@@ -113,7 +149,7 @@ const Registry::Entry& Registry::get(Kind kind, const std::string& name) const {
 
 std::vector<Registry::Entry> Registry::entries() const {
   std::vector<Entry> out;
-  for (const auto& [key, entry] : index_) out.push_back(entry);
+  for (const auto& [key, slot] : index_) out.push_back(ready(slot).entry);
   return out;
 }
 

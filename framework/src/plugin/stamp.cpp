@@ -1,6 +1,6 @@
-// A minimal ELF64 reader: enough to find one exported data symbol in the dynamic symbol table
-// and read its bytes from the file, so the ABI stamp is checked before dlopen runs any code of
-// the library (static constructors included).
+// A minimal ELF64 reader: enough to find one exported data symbol in the dynamic symbol table,
+// or one section, and read its bytes from the file, so the ABI stamp is checked (and the names
+// of the plugins read) before dlopen runs any code of the library (static constructors included).
 #include "plugin/stamp.hpp"
 
 #include <elf.h>
@@ -68,44 +68,70 @@ S read_at(const Mapped& data, std::uint64_t offset, const std::filesystem::path&
   return s;
 }
 
+const std::string kHint = "; is it a shared library built for this machine?";
+
+// The ELF header of a 64-bit shared library for this machine, or Error.
+Elf64_Ehdr library_header(const Mapped& data, const std::filesystem::path& file) {
+  if (data.size() < EI_NIDENT || std::memcmp(data.data(), ELFMAG, SELFMAG) != 0)
+    fail(file, "cannot load: invalid ELF header" + kHint);
+  if (data.data()[EI_CLASS] != ELFCLASS64 || data.data()[EI_DATA] != ELFDATA2LSB)
+    fail(file, "cannot load: a 32-bit or big-endian ELF file" + kHint);
+  const auto eh = read_at<Elf64_Ehdr>(data, 0, file);
+  if (eh.e_type != ET_DYN) fail(file, "cannot load: not a shared library (ELF type " + std::to_string(eh.e_type) + ")" + kHint);
+  if (kMachine != EM_NONE && eh.e_machine != kMachine)
+    fail(file, "cannot load: built for another machine (ELF machine " + std::to_string(eh.e_machine) + ")" + kHint);
+  if (eh.e_shentsize != sizeof(Elf64_Shdr)) fail(file, "cannot load: corrupt ELF section table" + kHint);
+  return eh;
+}
+
 }  // namespace
 
-std::vector<unsigned char> read_symbol_bytes(const std::filesystem::path& file, const std::string& symbol) {
+PluginBytes read_plugin_bytes(const std::filesystem::path& file, const std::string& symbol, const std::string& name) {
   const Mapped data(file);
-  const std::string hint = "; is it a shared library built for this machine?";
-  if (data.size() < EI_NIDENT || std::memcmp(data.data(), ELFMAG, SELFMAG) != 0)
-    fail(file, "cannot load: invalid ELF header" + hint);
-  if (data.data()[EI_CLASS] != ELFCLASS64 || data.data()[EI_DATA] != ELFDATA2LSB)
-    fail(file, "cannot load: a 32-bit or big-endian ELF file" + hint);
-  const auto eh = read_at<Elf64_Ehdr>(data, 0, file);
-  if (eh.e_type != ET_DYN) fail(file, "cannot load: not a shared library (ELF type " + std::to_string(eh.e_type) + ")" + hint);
-  if (kMachine != EM_NONE && eh.e_machine != kMachine)
-    fail(file, "cannot load: built for another machine (ELF machine " + std::to_string(eh.e_machine) + ")" + hint);
-  if (eh.e_shentsize != sizeof(Elf64_Shdr)) fail(file, "cannot load: corrupt ELF section table" + hint);
+  const auto eh = library_header(data, file);
   auto section = [&](std::uint64_t i) { return read_at<Elf64_Shdr>(data, eh.e_shoff + i * sizeof(Elf64_Shdr), file); };
-  for (std::uint64_t i = 0; i < eh.e_shnum; ++i) {
+  // The NUL-terminated string at `at` of a table `size` long is `text`.
+  auto is = [&](std::uint64_t table, std::uint64_t size, std::uint64_t at, const std::string& text) {
+    if (at >= size || table + at >= data.size()) return false;
+    const std::size_t room = std::min<std::uint64_t>(data.size() - table - at, text.size() + 1);
+    return room == text.size() + 1 && std::memcmp(data.data() + table + at, text.c_str(), room) == 0;
+  };
+  PluginBytes out;
+  bool found = false;
+  for (std::uint64_t i = 0; i < eh.e_shnum && !found; ++i) {
     const auto sh = section(i);
     if (sh.sh_type != SHT_DYNSYM || sh.sh_entsize != sizeof(Elf64_Sym)) continue;
     const auto strtab = section(sh.sh_link);
-    for (std::uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym); ++k) {
+    for (std::uint64_t k = 0; k < sh.sh_size / sizeof(Elf64_Sym) && !found; ++k) {
       const auto sym = read_at<Elf64_Sym>(data, sh.sh_offset + k * sizeof(Elf64_Sym), file);
       if (sym.st_shndx == SHN_UNDEF || sym.st_shndx >= eh.e_shnum) continue;
-      const std::uint64_t name_at = strtab.sh_offset + sym.st_name;
-      if (name_at >= data.size() || strtab.sh_size < sym.st_name) continue;
-      const std::size_t room = std::min<std::uint64_t>(data.size() - name_at, symbol.size() + 1);
-      if (std::memcmp(data.data() + name_at, symbol.c_str(), room) != 0 || room != symbol.size() + 1) continue;
+      if (!is(strtab.sh_offset, strtab.sh_size, sym.st_name, symbol)) continue;
       const auto home = section(sym.st_shndx);
       const std::size_t size = std::min<std::uint64_t>(sym.st_size, 1 << 16);
-      std::vector<unsigned char> bytes(size, 0);
-      if (home.sh_type == SHT_NOBITS) return bytes;  // zero-initialised
+      out.symbol.assign(size, 0);
+      found = true;
+      if (home.sh_type == SHT_NOBITS) break;  // zero-initialised
       const std::uint64_t offset = home.sh_offset + (sym.st_value - home.sh_addr);
       if (sym.st_value < home.sh_addr || offset > data.size() || data.size() - offset < size)
-        fail(file, "cannot load: corrupt ELF symbol '" + symbol + "'" + hint);
-      std::memcpy(bytes.data(), data.data() + offset, size);
-      return bytes;
+        fail(file, "cannot load: corrupt ELF symbol '" + symbol + "'" + kHint);
+      std::memcpy(out.symbol.data(), data.data() + offset, size);
     }
   }
-  fail(file, "not a gradsim plugin (no '" + symbol + "' symbol); was it built with gradsim_add_plugin()?");
+  if (!found)
+    fail(file, "not a gradsim plugin (no '" + symbol + "' symbol); was it built with gradsim_add_plugin()?");
+  if (name.empty() || eh.e_shstrndx == SHN_UNDEF || eh.e_shstrndx >= eh.e_shnum) return out;
+  const auto names = section(eh.e_shstrndx);
+  for (std::uint64_t i = 0; i < eh.e_shnum; ++i) {
+    const auto sh = section(i);
+    if (!is(names.sh_offset, names.sh_size, sh.sh_name, name)) continue;
+    const std::size_t size = std::min<std::uint64_t>(sh.sh_size, 1 << 20);
+    if (sh.sh_type == SHT_NOBITS) return out.section = std::string(size, '\0'), out;
+    if (sh.sh_offset > data.size() || data.size() - sh.sh_offset < size)
+      fail(file, "cannot load: corrupt ELF section '" + name + "'" + kHint);
+    out.section = std::string(data.data() + sh.sh_offset, size);
+    return out;
+  }
+  return out;
 }
 
 std::string stamp_mismatch(const std::vector<unsigned char>& bytes, std::string& sdk_version) {
