@@ -15,4 +15,4 @@ from .frames import configuration_of, evaluations_frame, layers_frame, sims_fram
 
 __all__ = ["read", "Traces", "CorruptTraces", "layers_frame", "sims_frame", "spectra_frame", "evaluations_frame",
            "configuration_of", "verdict"]
-__version__ = "0.5.0"
+__version__ = "0.5.1"
