@@ -22,9 +22,10 @@
 // every format uses gradsim::fn::exp, tanh, erf, ... (tensor.hpp); array code uses
 // gradsim::matmul, map, norm_f64 (compute.hpp) and Rng (random.hpp), which run in the core.
 //
-// The macros only append to a list local to the plugin library. gradsim reads the library's
-// ABI stamp from the file before it loads the library, so these run only in a library whose
-// stamp matched. gradsim_add_plugin() adds the file that expands GRADSIM_PLUGIN_ENTRY() once
+// The macros append to a list local to the plugin library and write the plugin's kind and
+// name into the library's `gradsim_names` section. gradsim reads the library's ABI stamp and
+// names from the file before it loads the library, so these run only in a library whose stamp
+// matched, and only once a spec uses one of its plugins. gradsim_add_plugin() adds the file that expands GRADSIM_PLUGIN_ENTRY() once
 // per library. Check a plugin with `gradsim gradcheck --plugin-dir DIR NAME`.
 #pragma once
 
