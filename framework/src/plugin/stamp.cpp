@@ -92,7 +92,7 @@ PluginBytes read_plugin_bytes(const std::filesystem::path& file, const std::stri
   auto section = [&](std::uint64_t i) { return read_at<Elf64_Shdr>(data, eh.e_shoff + i * sizeof(Elf64_Shdr), file); };
   // The NUL-terminated string at `at` of a table `size` long is `text`.
   auto is = [&](std::uint64_t table, std::uint64_t size, std::uint64_t at, const std::string& text) {
-    if (at >= size || table + at >= data.size()) return false;
+    if (at >= size || table > data.size() || at >= data.size() - table) return false;  // (no wrap-around)
     const std::size_t room = std::min<std::uint64_t>(data.size() - table - at, text.size() + 1);
     return room == text.size() + 1 && std::memcmp(data.data() + table + at, text.c_str(), room) == 0;
   };
