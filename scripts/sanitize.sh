@@ -3,8 +3,9 @@
 #   asan: gradsim and its whole test suite built with clang, AddressSanitizer and
 #         UndefinedBehaviorSanitizer (build-asan/), and run there;
 #   fuzz: the libFuzzer targets of that build (spec parser and validator, axis expansion,
-#         traces reader and resume), each for $GRADSIM_FUZZ_SECONDS (default 30) from the seed
-#         corpus in tests/fuzz/corpus; a crash fails the stage and leaves the input in build-asan/;
+#         traces reader and resume, the plugin file reader), each for $GRADSIM_FUZZ_SECONDS
+#         (default 30) from the seed corpus in tests/fuzz/corpus (the plugin reader's: two
+#         built plugins); a crash fails the stage and leaves the input in build-asan/;
 #   tsan: the sweep, CLI and traces tests under ThreadSanitizer (less the CLI's one-threaded
 #         theory, gradcheck, plugins and inspect commands) (build-tsan/, g++), with
 #         oneTBB's own internals suppressed (tests/tsan.supp; see there what that leaves), and
@@ -45,9 +46,14 @@ if [[ $stage == asan || $stage == all ]]; then
      ctest --output-on-failure -j "$(nproc)" -R '^(Install|Python|CompileFail)\.')
 fi
 if [[ $stage == fuzz || $stage == all ]]; then
-  for target in spec axes traces; do
+  for target in spec axes traces plugin; do
     corpus=build-asan/fuzz-corpus/$target
-    mkdir -p "$corpus" && cp -n tests/fuzz/corpus/$target/* "$corpus"/
+    mkdir -p "$corpus"
+    if [[ $target == plugin ]]; then  # seeds: real plugin files of this build
+      cp -n build-asan/lib/gradsim/plugins/gradsim-{relu,clipping}.so "$corpus"/
+    else
+      cp -n tests/fuzz/corpus/$target/* "$corpus"/
+    fi
     echo "fuzz_$target: ${GRADSIM_FUZZ_SECONDS:-30} s"
     (cd build-asan && ./bin/fuzz_$target -max_total_time="${GRADSIM_FUZZ_SECONDS:-30}" -rss_limit_mb=4096 \
         -timeout=30 -print_final_stats=1 "fuzz-corpus/$target" 2>&1 | grep -E "stat::number_of_executed_units|ERROR|SUMMARY|Done" )
