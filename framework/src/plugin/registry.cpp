@@ -41,21 +41,19 @@ void Registry::add(std::unique_ptr<LoadedLibrary> loaded) {
   std::vector<std::pair<Kind, std::string>> names;
   for (const auto& p : loaded->plugins) names.emplace_back(p.kind, p.name);
   add_names(*lib, names);
-  std::call_once(lib->once, [&] {
-    for (const auto& p : loaded->plugins) index_.at({p.kind, p.name}).entry = Entry{&p, loaded.get()};
-    lib->loaded = std::move(loaded);
-  });
+  std::call_once(lib->once, [&] { install(*lib, std::move(loaded)); });
   libs_.push_back(std::move(lib));
 }
 
+void Registry::install(Library& lib, std::unique_ptr<LoadedLibrary> loaded) const {
+  for (const auto& p : loaded->plugins) index_.at({p.kind, p.name}).entry = Entry{&p, loaded.get()};
+  lib.loaded = std::move(loaded);
+}
+
 const Registry::Slot& Registry::ready(const Slot& slot) const {
-  Library& lib = *slot.library;
-  // If loading throws, the flag stays unset: the error repeats at the next use.
-  std::call_once(lib.once, [&] {
-    auto loaded = load_library(lib.file);  // checks that it has the plugins its names promised
-    for (const auto& p : loaded->plugins) index_.at({p.kind, p.name}).entry = Entry{&p, loaded.get()};
-    lib.loaded = std::move(loaded);
-  });
+  // If loading throws, the flag stays unset: the error repeats at the next use. load_library
+  // checks that the library has exactly the plugins its names promised.
+  std::call_once(slot.library->once, [&] { install(*slot.library, load_library(slot.library->file)); });
   return slot;
 }
 
@@ -97,7 +95,7 @@ std::vector<std::string> Registry::load(const std::vector<std::filesystem::path>
       continue;
     }
     try {
-      auto inspected = inspect_library(f);
+      const auto inspected = inspect_library(f);
       if (inspected.names && !inspected.names->empty()) {  // loaded when first used
         auto lib = std::make_unique<Library>();
         lib->file = f;

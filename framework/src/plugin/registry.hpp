@@ -47,7 +47,7 @@ class Registry {
   /// All plugins, sorted by kind then name (every library loaded).
   std::vector<Entry> entries() const;
   bool empty() const { return index_.empty(); }
-  /// How many of the registered libraries have been loaded.
+  /// How many of the registered libraries have been loaded (not while another thread looks up).
   std::size_t loaded_libraries() const;
 
  private:
@@ -61,6 +61,8 @@ class Registry {
     mutable Entry entry;  // filled when the library is loaded
   };
   void add_names(Library& lib, const std::vector<std::pair<Kind, std::string>>& names);
+  /// Fills the entries of lib's plugins (under lib.once).
+  void install(Library& lib, std::unique_ptr<LoadedLibrary> loaded) const;
   const Slot& ready(const Slot& slot) const;
 
   std::vector<std::unique_ptr<Library>> libs_;
